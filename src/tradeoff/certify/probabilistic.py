@@ -1,0 +1,316 @@
+"""Probabilistic (eps, kappa) robustness certification by Monte-Carlo hypothesis testing.
+
+Property of an input x with a reference label c fixed BEFORE sampling (normally the clean prediction
+G(x)): P_{t ~ U(B(x, eps))}[G(t) = c] >= 1 - kappa.  Each sample is a Bernoulli trial with success
+"prediction == c" and success probability p; x is robust iff p >= 1 - kappa.
+
+Two tests are offered, both with exact binomial (Clopper-Pearson) bounds:
+
+* :func:`fixed_test` -- one look after n samples;
+* :class:`SequentialTest` -- a group-sequential design with pre-planned looks n_1 < ... < n_K and
+  Bonferroni alpha-spending, alpha/K per look and per side.  By the union bound over the K looks,
+  P(some look wrongly rejects) <= K * alpha/K = alpha no matter when (or whether) the test stops, so
+  the guarantee survives optional stopping.  The design is simple, needs no asymptotics, and suits
+  batched (GPU) sampling because looks fall on batch boundaries.  (Wald's SPRT controls its errors
+  only outside an indifference region around 1 - kappa; confidence sequences are valid but less
+  transparent.)  The first look is the smallest n at which an all-success run already certifies,
+  so clearly robust inputs stop there; clearly non-robust ones stop at the first look as well.
+
+For every p only one kind of error is possible (a false ROBUST needs p < 1 - kappa, a false
+NOT_ROBUST needs p >= 1 - kappa), so each test's probability of a wrong decision is at most alpha.
+
+Testing after every sample at a fixed level does NOT control the error (see
+:func:`_naive_sequential_test`, kept only to document that contrast).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .bounds import cp_lower, cp_upper
+from .sampling import NoiseSampler, UniformL2Ball, UniformLinfBall, iter_predictions
+
+__all__ = [
+    "Outcome",
+    "fixed_test",
+    "GroupSequentialRule",
+    "SequentialTest",
+    "run_sequential",
+    "certify_probabilistic",
+]
+
+
+class Outcome(enum.Enum):
+    """Decision of a probabilistic robustness test."""
+
+    ROBUST = "robust"
+    NOT_ROBUST = "not_robust"
+    UNDECIDED = "undecided"
+
+
+def _check_kappa_alpha(kappa: float, alpha: float) -> None:
+    if not 0.0 < kappa < 1.0:
+        raise ValueError(f"kappa must lie in (0, 1), got {kappa}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+
+
+def fixed_test(k: int, n: int, kappa: float, alpha: float) -> Outcome:
+    """Fixed-sample test from k successes among n i.i.d. samples.
+
+    ROBUST iff cp_lower(k, n, alpha) > 1 - kappa; NOT_ROBUST iff cp_upper(k, n, alpha) < 1 - kappa;
+    else UNDECIDED.  Guarantee: each error is controlled at alpha over the sampling -- if
+    p < 1 - kappa then P(ROBUST) <= alpha, and if p >= 1 - kappa then P(NOT_ROBUST) <= alpha.
+    """
+    _check_kappa_alpha(kappa, alpha)
+    target = 1.0 - kappa
+    if cp_lower(k, n, alpha) > target:
+        return Outcome.ROBUST
+    if cp_upper(k, n, alpha) < target:
+        return Outcome.NOT_ROBUST
+    return Outcome.UNDECIDED
+
+
+def _first_true(pred: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Smallest k in [lo, hi] with pred(k) for a predicate monotone False -> True; hi + 1 if none."""
+    if not pred(hi):
+        return hi + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+class GroupSequentialRule:
+    """A stopping rule with pre-planned looks; subclasses define the per-look rejection regions."""
+
+    kappa: float
+    looks: list[int]
+
+    def _robust(self, k: int, n: int) -> bool:
+        raise NotImplementedError
+
+    def _not_robust(self, k: int, n: int) -> bool:
+        raise NotImplementedError
+
+    @property
+    def n_max(self) -> int:
+        return self.looks[-1]
+
+    def decide(self, k: int, n: int) -> Outcome | None:
+        """Decision after k successes in the first n samples; n must be one of ``self.looks``.
+
+        Returns None to continue sampling; UNDECIDED only at the last look.
+        """
+        if n not in self.looks:
+            raise ValueError(f"{n} is not a planned look {self.looks}")
+        if self._robust(k, n):
+            return Outcome.ROBUST
+        if self._not_robust(k, n):
+            return Outcome.NOT_ROBUST
+        if n == self.looks[-1]:
+            return Outcome.UNDECIDED
+        return None
+
+    def critical_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-look thresholds (k_robust, k_not_robust), int64 arrays aligned with ``looks``.
+
+        At look j, ``decide`` says ROBUST iff k >= k_robust[j] (n_j + 1 if never) and NOT_ROBUST iff
+        k <= k_not_robust[j] (-1 if never); used for vectorised simulation of the rule.
+        """
+        k_rob = [_first_true(lambda k, n=n: self._robust(k, n), 0, n) for n in self.looks]
+        k_not = [_first_true(lambda k, n=n: not self._not_robust(k, n), 0, n) - 1 for n in self.looks]
+        return np.asarray(k_rob, dtype=np.int64), np.asarray(k_not, dtype=np.int64)
+
+
+class SequentialTest(GroupSequentialRule):
+    """Group-sequential test of p >= 1 - kappa with Bonferroni alpha-spending over pre-planned looks.
+
+    Looks: n_1 = smallest n with cp_lower(n, n, alpha/K) > 1 - kappa (a perfect run certifies at the
+    first look), then n_{j+1} = max(n_j + 1, ceil(growth * n_j)), the last one truncated to ``n_max``.
+    K is the smallest integer such that this construction yields at most K looks, and every look
+    uses the level ``alpha_per_look = alpha/K`` per side (conservative when there are fewer than K
+    looks).  At look n_j with k successes: ROBUST iff cp_lower(k, n_j, alpha/K) > 1 - kappa,
+    NOT_ROBUST iff cp_upper(k, n_j, alpha/K) < 1 - kappa, UNDECIDED if neither holds at the last look.
+
+    Guarantee: for i.i.d. samples with success probability p, under optional stopping at the looks,
+    P(ROBUST) <= alpha if p < 1 - kappa and P(NOT_ROBUST) <= alpha if p >= 1 - kappa (union bound
+    over the looks).
+    """
+
+    def __init__(self, kappa: float, alpha: float, n_max: int, growth: float = 2.0) -> None:
+        _check_kappa_alpha(kappa, alpha)
+        if not growth > 1.0:
+            raise ValueError(f"growth must exceed 1, got {growth}")
+        self.kappa = float(kappa)
+        self.alpha = float(alpha)
+        self.growth = float(growth)
+        target = 1.0 - self.kappa
+        num_looks = 1
+        while True:
+            level = self.alpha / num_looks
+            n1 = self._first_look(level, target)
+            if n1 > n_max:
+                raise ValueError(
+                    f"n_max={n_max} is too small: even an all-success run of {n_max} samples cannot "
+                    f"certify kappa={kappa} at level {level:.3g}"
+                )
+            looks = [n1]
+            while looks[-1] < n_max:
+                looks.append(min(n_max, max(looks[-1] + 1, math.ceil(looks[-1] * self.growth))))
+            if len(looks) <= num_looks:
+                break
+            num_looks += 1
+        self.looks = looks
+        self.alpha_per_look = level
+
+    @staticmethod
+    def _first_look(level: float, target: float) -> int:
+        # cp_lower(n, n, level) = level**(1/n) > target  <=>  n > log(level) / log(target)
+        n = max(1, math.floor(math.log(level) / math.log(target)) + 1)
+        while cp_lower(n, n, level) <= target:
+            n += 1
+        while n > 1 and cp_lower(n - 1, n - 1, level) > target:
+            n -= 1
+        return n
+
+    def _robust(self, k: int, n: int) -> bool:
+        return bool(cp_lower(k, n, self.alpha_per_look) > 1.0 - self.kappa)
+
+    def _not_robust(self, k: int, n: int) -> bool:
+        return bool(cp_upper(k, n, self.alpha_per_look) < 1.0 - self.kappa)
+
+    def __repr__(self) -> str:
+        return (
+            f"SequentialTest(kappa={self.kappa}, alpha={self.alpha}, n_max={self.n_max}, "
+            f"growth={self.growth}, looks={self.looks})"
+        )
+
+
+class _NaiveSequentialTest(GroupSequentialRule):
+    """Exact one-sided binomial tests at the FULL level alpha after every ``step`` samples.
+
+    Does NOT control the error: repeated testing inflates it (about 6% false certifications at a
+    nominal 1% for p = 1 - kappa = 0.99, alpha = 0.01, a look every 100 samples up to 10**4).
+    Only for documentation and tests.
+    """
+
+    def __init__(self, kappa: float, alpha: float, n_max: int, step: int = 1) -> None:
+        _check_kappa_alpha(kappa, alpha)
+        self.kappa = float(kappa)
+        self.alpha = float(alpha)
+        self.looks = list(range(step, n_max + 1, step))
+        if not self.looks:
+            raise ValueError("need n_max >= step")
+
+    def _robust(self, k: int, n: int) -> bool:
+        # = binomtest(k, n, 1 - kappa, alternative="greater").pvalue
+        return bool(stats.binom.sf(k - 1, n, 1.0 - self.kappa) <= self.alpha)
+
+    def _not_robust(self, k: int, n: int) -> bool:
+        # = binomtest(k, n, 1 - kappa, alternative="less").pvalue
+        return bool(stats.binom.cdf(k, n, 1.0 - self.kappa) <= self.alpha)
+
+
+def run_sequential(draw: Callable[[int], int], test: GroupSequentialRule) -> tuple[Outcome, int]:
+    """Drive ``test``: ``draw(m)`` must return the number of successes among m NEW i.i.d. samples.
+
+    Samples up to each planned look in turn and stops at the first decision.  Returns
+    (outcome, samples_used); the guarantee is that of ``test``.
+    """
+    k = 0
+    n = 0
+    for look in test.looks:
+        m = look - n
+        s = int(draw(m))
+        if not 0 <= s <= m:
+            raise ValueError(f"draw({m}) returned {s} successes")
+        k += s
+        n = look
+        outcome = test.decide(k, n)
+        if outcome is not None:
+            return outcome, n
+    raise AssertionError("unreachable: the last look always decides")
+
+
+def _naive_sequential_test(
+    draw: Callable[[int], int], kappa: float, alpha: float, n_max: int, step: int = 1
+) -> tuple[Outcome, int]:
+    """Test after every ``step`` samples at fixed level alpha, stop at the first rejection.
+
+    This does NOT control the error probability (false certifications far exceed alpha); it exists
+    only to document why :class:`SequentialTest` spends alpha across its looks.
+    """
+    return run_sequential(draw, _NaiveSequentialTest(kappa, alpha, n_max, step))
+
+
+def _ball_sampler(eps: float, norm: str | float) -> NoiseSampler:
+    key = str(norm).lower()
+    if key in ("linf", "inf", "l_inf"):
+        return UniformLinfBall(eps)
+    if key in ("l2", "2", "2.0"):
+        return UniformL2Ball(eps)
+    raise ValueError(f"unsupported norm {norm!r}; use 'linf' or 'l2'")
+
+
+def certify_probabilistic(
+    model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    reference_label: int,
+    eps: float,
+    norm: str | float,
+    kappa: float,
+    alpha: float,
+    n_max: int,
+    generator: torch.Generator,
+    batch_size: int = 1000,
+    test: Literal["sequential", "fixed"] = "sequential",
+    clamp: bool = True,
+) -> tuple[Outcome, int, int]:
+    """Test P_t[argmax model(t) = reference_label] >= 1 - kappa for t in the eps-ball around x.
+
+    Returns (outcome, successes, samples_used).  ``reference_label`` must be fixed before sampling
+    (e.g. the clean prediction).  ``norm`` is 'linf' or 'l2'; ``test`` is 'sequential'
+    (:class:`SequentialTest` with up to ``n_max`` samples) or 'fixed' (:func:`fixed_test` on exactly
+    ``n_max`` samples).
+
+    Vicinity: t = x + delta with delta uniform on the eps-ball; with ``clamp=True`` (default) t is
+    then clipped to [0, 1]^D.  Clipping is the projection onto the cube, so t stays in
+    B(x, eps) & [0, 1]^D, but its law is NOT uniform on that set: the probability of the part of the
+    ball outside the cube is moved onto the cube's faces.  The property tested is therefore
+    P_{delta ~ U(B(0, eps))}[G(clip(x + delta)) = c] >= 1 - kappa (or the unclipped one if
+    ``clamp=False``).
+
+    Guarantee: with probability at least 1 - alpha over the randomness of this call, the outcome is
+    not wrong: ROBUST implies the property holds and NOT_ROBUST implies it fails.
+    """
+    sampler = _ball_sampler(eps, norm)
+    label = int(reference_label)
+    successes = 0
+
+    def draw(m: int) -> int:
+        nonlocal successes
+        s = 0
+        for preds in iter_predictions(model, x, m, sampler, batch_size, generator, clamp=clamp):
+            s += int((preds == label).sum().item())
+        successes += s
+        return s
+
+    if test == "sequential":
+        outcome, used = run_sequential(draw, SequentialTest(kappa, alpha, n_max))
+        return outcome, successes, used
+    if test == "fixed":
+        _check_kappa_alpha(kappa, alpha)
+        k = draw(n_max)
+        return fixed_test(k, n_max, kappa, alpha), k, n_max
+    raise ValueError(f"test must be 'sequential' or 'fixed', got {test!r}")

@@ -1,0 +1,314 @@
+"""Artifact input/output: atomic writes, checked reads, provenance records.
+
+Every file the pipeline produces goes through this module so that
+
+* a reader never sees a half-written file: writes go to a temporary file in the same directory, are
+  flushed to disk and then renamed over the target (``os.replace`` is atomic on POSIX);
+* a corrupt, truncated or missing artifact raises :class:`ArtifactError` naming the file, instead of
+  being used silently;
+* checkpoints are loaded with ``torch.load(..., weights_only=True)``, which refuses to unpickle
+  arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class ArtifactError(RuntimeError):
+    """An input artifact is missing, truncated or inconsistent with its metadata."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it over ``path`` atomically.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> str:
+    """``torch.save`` atomically; returns the SHA-256 of the written file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_torch(path: str | os.PathLike, expected_sha256: str | None = None) -> Any:
+    """Load a tensor/state-dict file with ``weights_only=True``.
+
+    Raises :class:`ArtifactError` naming ``path`` if it is missing, truncated, not a torch file, or its
+    SHA-256 differs from ``expected_sha256``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"{p}: missing (run the stage that produces it)")
+    if expected_sha256 is not None and sha256_file(p) != expected_sha256:
+        raise ArtifactError(f"{p}: checksum differs from its metadata (file modified or truncated)")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ArtifactError(f"{p}: corrupt or truncated torch file ({type(exc).__name__}: {exc})") from exc
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically (keys sorted, so equal content gives equal bytes)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; :class:`ArtifactError` naming the file if missing or malformed."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"{p}: missing (run the stage that produces it)")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{p}: corrupt or truncated JSON ({exc})") from exc
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Per-sample records: CSV + JSON sidecar (metadata, row count, checksum)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def sidecar(path: str | os.PathLike) -> Path:
+    """The JSON metadata file that accompanies a CSV or checkpoint."""
+    p = Path(path)
+    return p.with_suffix(".json")
+
+
+def write_records(
+    path: str | os.PathLike,
+    rows: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Write per-sample ``rows`` to a CSV and ``meta`` (+ row count and checksum) to its JSON sidecar.
+
+    Both files are written atomically; the sidecar is written last so that a present sidecar implies a
+    complete CSV.
+    """
+    cols = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=cols, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    data = buffer.getvalue().encode("utf-8")
+    write_bytes(path, data)
+    full_meta = dict(meta)
+    full_meta["n_rows"] = len(rows)
+    full_meta["sha256"] = hashlib.sha256(data).hexdigest()
+    full_meta["columns"] = cols
+    write_json(sidecar(path), full_meta)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(value)
+    if hasattr(value, "item"):
+        return _csv_value(value.item())
+    return value
+
+
+def read_records(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """Read a per-sample CSV written by :func:`write_records`, verified against its sidecar.
+
+    Returns ``(DataFrame, meta)``. Raises :class:`ArtifactError` naming the file when the CSV or its
+    sidecar is missing, or when the CSV's checksum or row count differs from the sidecar's.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    meta = read_json(sidecar(p))
+    if not p.is_file():
+        raise ArtifactError(f"{p}: missing (run the stage that produces it)")
+    if sha256_file(p) != meta.get("sha256"):
+        raise ArtifactError(f"{p}: checksum differs from {sidecar(p).name} (file truncated or modified)")
+    frame = pd.read_csv(p)
+    if len(frame) != meta.get("n_rows"):
+        raise ArtifactError(f"{p}: {len(frame)} rows, metadata says {meta.get('n_rows')}")
+    return frame, meta
+
+
+class ResumableCSV:
+    """An append-only CSV for per-sample work that must survive being killed.
+
+    Rows go to ``<path>.partial`` and are flushed and fsynced one by one. Re-opening after a crash keeps
+    every complete row and drops a trailing line cut off mid-write (a row is complete when it ends with a
+    newline and has the header's number of fields). :meth:`finalize` atomically renames the progress
+    file to ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.columns = list(columns)
+        self.rows: list[dict[str, str]] = []
+        self.dropped_partial_line = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial.exists():
+            self._recover()
+        else:
+            self._rewrite()
+        self._fh = open(self.partial, "a", encoding="utf-8", newline="")
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
+
+    def _recover(self) -> None:
+        text = self.partial.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        if not text.endswith("\n"):
+            self.dropped_partial_line = bool(lines[-1])
+        lines = [line for line in lines[:-1]]  # drop the (possibly empty or cut) remainder
+        if not lines or next(csv.reader([lines[0]])) != self.columns:
+            self.rows = []
+            self._rewrite()
+            return
+        for line in lines[1:]:
+            fields = next(csv.reader([line]))
+            if len(fields) != len(self.columns):
+                self.dropped_partial_line = True
+                break
+            self.rows.append(dict(zip(self.columns, fields, strict=True)))
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow(row)
+        write_text(self.partial, buffer.getvalue())
+
+    def done_keys(self, key: str) -> set[str]:
+        """Values of column ``key`` over the rows already recorded (as strings)."""
+        return {row[key] for row in self.rows}
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row and force it to disk."""
+        clean = {k: _csv_value(row[k]) for k in self.columns}
+        self._writer.writerow(clean)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.rows.append({k: str(v) for k, v in clean.items()})
+
+    def finalize(self, meta: Mapping[str, Any], sort_key: str | None = None) -> None:
+        """Write the complete CSV (sorted by ``sort_key``) and its sidecar, then drop the progress file."""
+        self._fh.close()
+        rows = self.rows
+        if sort_key is not None:
+            rows = sorted(rows, key=lambda r: float(r[sort_key]))
+        write_records(self.path, rows, meta, columns=self.columns)
+        self.partial.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------------------------------------
+
+
+def git_commit(start: str | os.PathLike | None = None) -> str:
+    """The git commit of the working tree (``+dirty`` if it has uncommitted changes), or ``unknown``."""
+    env_commit = os.environ.get("TRADEOFF_GIT_COMMIT")
+    if env_commit:
+        return env_commit
+    cwd = Path(start) if start is not None else Path.cwd()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that determine numerical results."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("tradeoff", "torch", "torchvision", "numpy", "scipy", "pyautoattack", "scikit-learn"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance(config: Mapping[str, Any] | None = None, seed: int | None = None) -> dict[str, Any]:
+    """The record every result carries: the config it was made with, its seed, versions and commit."""
+    return {
+        "config": dict(config or {}),
+        "seed": seed,
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "command": " ".join(sys.argv),
+    }

@@ -1,0 +1,173 @@
+"""The one training loop: optimizer, schedule, per-epoch checkpoint and resume, NaN guard, progress bar.
+
+Objectives are pluggable (:mod:`tradeoff.objectives`). Everything random in epoch ``e`` (shuffling,
+random starts, noise) is drawn after seeding torch with ``(seed, e)``, so an interrupted run resumed
+from its last checkpoint produces exactly the weights an uninterrupted run produces (on the CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .io import ArtifactError, load_torch, save_torch
+
+log = logging.getLogger("tradeoff")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became non-finite."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the loop (the objective's own live in its config section)."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | multistep | constant
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of the epochs
+    gamma: float = 0.1
+    grad_clip: float | None = None
+    max_bad_fraction: float = 0.1  # NaN guard: fraction of skipped batches per epoch before giving up
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, params: Mapping[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in params.items() if k in known})
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer '{cfg.optimizer}'")
+
+
+def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` of ``total``."""
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+    if cfg.schedule == "multistep":
+        done = step / max(total, 1)
+        return cfg.gamma ** sum(done >= m for m in cfg.milestones)
+    raise ValueError(f"unknown schedule '{cfg.schedule}'")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def fingerprint(obj: Any) -> str:
+    """Stable hash of a JSON-able description (config of a run), used to refuse a foreign checkpoint."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def train(
+    model: nn.Module,
+    objective: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    checkpoint: str | Path,
+    run_id: str,
+    device: torch.device,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place and return the per-epoch history.
+
+    After every epoch the model, optimizer, epoch and history are written atomically to ``checkpoint``.
+    If ``checkpoint`` exists and carries the same ``run_id`` (a fingerprint of the run's config), training
+    resumes after its epoch; a checkpoint of a different run is ignored with a log line, a corrupt one
+    raises :class:`~tradeoff.io.ArtifactError` naming it. ``stop_after_epoch`` ends early (for tests of
+    resumption). Batches whose loss is non-finite are skipped; if more than ``max_bad_fraction`` of an
+    epoch's batches are, or the weights become non-finite, :class:`TrainingDiverged` is raised.
+    """
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    ckpt_path = Path(checkpoint)
+    if ckpt_path.exists():
+        state = load_torch(ckpt_path)
+        if not isinstance(state, dict) or "model" not in state:
+            raise ArtifactError(f"{ckpt_path}: not a training checkpoint")
+        if state.get("run_id") == run_id:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history = json.loads(state["history"])
+            start_epoch = int(state["epoch"]) + 1
+            log.info("resuming %s from epoch %d (%s)", run_id, start_epoch, ckpt_path)
+        else:
+            log.info("ignoring checkpoint %s of another run (%s ≠ %s)", ckpt_path, state.get("run_id"), run_id)
+    n = x.shape[0]
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        order = torch.randperm(n)
+        model.train()
+        sums: dict[str, float] = {}
+        bad = 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress,
+                   leave=False, mininterval=2.0)
+        for b in bar:
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            xb, yb = x[idx].to(device), y[idx].to(device)
+            factor = lr_factor(cfg, epoch * steps_per_epoch + b, total_steps)
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * factor
+            loss, stats = objective(model, xb, yb)
+            if not torch.isfinite(loss):
+                bad += 1
+                optimizer.zero_grad(set_to_none=True)
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+        if bad > cfg.max_bad_fraction * steps_per_epoch:
+            raise TrainingDiverged(f"{run_id}: non-finite loss in {bad}/{steps_per_epoch} batches of epoch {epoch}")
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise TrainingDiverged(f"{run_id}: weights became non-finite in epoch {epoch}")
+        record = {"epoch": epoch, "skipped_batches": bad, **{k: v / n for k, v in sums.items()}}
+        if evaluate is not None:
+            model.eval()
+            record.update(evaluate(model))
+        history.append(record)
+        log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+        save_torch({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                    "history": json.dumps(history), "run_id": run_id, "config": json.dumps(asdict(cfg))},
+                   ckpt_path)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    model.eval()
+    return history

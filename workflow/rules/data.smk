@@ -1,0 +1,27 @@
+# The DAG's "download" stage: fixed train / calib / test splits of every dataset, from the seed.
+
+
+def dataset_params(dataset):
+    section = dict(config["data"].get(dataset, {}))
+    if dataset in ("mnist", "cifar10", "cifar100"):
+        section.update(root=config["data"]["root"], download=config["data"]["download"])
+    return section
+
+
+rule prepare_data:
+    output:
+        data="results/{dataset}/data.pt",
+        meta="results/{dataset}/data.json",
+    params:
+        section=lambda w: J(dataset_params(w.dataset)),
+        seed=SEED,
+    log:
+        "logs/{dataset}/prepare_data.log",
+    benchmark:
+        "results/benchmarks/{dataset}/prepare_data.tsv"
+    threads: 1
+    resources:
+        **LIGHT,
+    shell:
+        "tradeoff prepare-data --dataset {wildcards.dataset} --params {params.section:q} "
+        "--seed {params.seed} --out {output.data} 2> {log}"
