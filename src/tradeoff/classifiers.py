@@ -45,7 +45,8 @@ def _load_base(spec: Mapping[str, Any], spec_path: Path, device: torch.device) -
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ArtifactError(f"{weights_path(spec_path)}: weights do not fit architecture {spec['arch']}: {exc}") from exc
+        raise ArtifactError(
+            f"{weights_path(spec_path)}: weights do not fit architecture {spec['arch']}: {exc}") from exc
     return model
 
 
@@ -77,4 +78,4 @@ def _import_kind_modules() -> None:
         importlib.import_module(name)
 
 
-KIND_MODULES: list[str] = []
+KIND_MODULES: list[str] = ["tradeoff.mixing", "tradeoff.abstain"]

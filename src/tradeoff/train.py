@@ -109,6 +109,7 @@ def train(
     """
     model.to(device)
     optimizer = make_optimizer(model, cfg)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resumed state overwrites them
     history: list[dict[str, float]] = []
     start_epoch = 0
     ckpt_path = Path(checkpoint)
@@ -127,7 +128,6 @@ def train(
     n = x.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         order = torch.randperm(n)
@@ -155,7 +155,8 @@ def train(
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
         if bad > cfg.max_bad_fraction * steps_per_epoch:
-            raise TrainingDiverged(f"{run_id}: non-finite loss in {bad}/{steps_per_epoch} batches of epoch {epoch}")
+            raise TrainingDiverged(
+                f"{run_id}: non-finite loss in {bad}/{steps_per_epoch} batches of epoch {epoch}")
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise TrainingDiverged(f"{run_id}: weights became non-finite in epoch {epoch}")
         record = {"epoch": epoch, "skipped_batches": bad, **{k: v / n for k, v in sums.items()}}

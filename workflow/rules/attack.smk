@@ -15,6 +15,7 @@ rule evaluate:
         records="results/{dataset}/eval/{classifier}/{attack}.csv",
         meta="results/{dataset}/eval/{classifier}/{attack}.json",
     wildcard_constraints:
+        dataset=re.escape(DATASET),
         attack="clean|pgd|autoattack",
     params:
         threat=threat_json(),

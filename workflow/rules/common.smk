@@ -9,7 +9,14 @@ DATASET = config["dataset"]
 SEED = int(config["seed"])
 RES = config["resources"]
 GPU = int(RES["gpu"])
-HEAVY = dict(mem_mb=int(RES["mem_mb"]), runtime=int(RES["runtime"]), gpu=GPU)
+
+
+def _grows(base):
+    """A resource that grows with the retry attempt (a job killed for memory or time gets more)."""
+    return lambda wildcards, attempt: int(base) * attempt
+
+
+HEAVY = dict(mem_mb=_grows(RES["mem_mb"]), runtime=_grows(RES["runtime"]), gpu=GPU)
 LIGHT = dict(mem_mb=1000, runtime=10, gpu=0)
 THREADS = int(RES["threads"])
 RUNTIME_ARGS = f"--threads {THREADS} --device {config['device']} --gpus {GPU} --no-progress"
@@ -32,6 +39,8 @@ def data_path(dataset):
 # Base models trained by the `train` rule: the config's `models` section plus one Gaussian-augmentation
 # model per smoothing σ (added by the certification rules via BASE_MODELS).
 BASE_MODELS = {name: dict(entry) for name, entry in config["models"].items()}
+for _sigma in config.get("certify", {}).get("sigmas", []):
+    BASE_MODELS[f"gauss_aug-{fmt(_sigma)}"] = {"objective": "gauss_aug", "params": {"sigma": _sigma}}
 
 
 def model_train_params(name):

@@ -25,3 +25,17 @@ rule prepare_data:
     shell:
         "tradeoff prepare-data --dataset {wildcards.dataset} --params {params.section:q} "
         "--seed {params.seed} --out {output.data} 2> {log}"
+
+
+rule check_env:
+    # Runs like a heavy job (same GPU request): logs torch/CUDA and the devices the job sees, and fails
+    # clearly when the job asked for a GPU it cannot see.
+    output:
+        "results/env/{dataset}.json",
+    log:
+        "logs/{dataset}/check_env.log",
+    threads: 1
+    resources:
+        **HEAVY,
+    shell:
+        "tradeoff check-env {RUNTIME_ARGS} --out {output} 2> {log}"

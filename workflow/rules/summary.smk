@@ -1,6 +1,6 @@
 # The one table everything else reads: results/summary.csv (must be included last).
 
-localrules: summary
+localrules: summary, prepare_data, figure_base_tradeoff
 
 
 rule summary:

@@ -18,6 +18,7 @@ rule train:
         spec="results/{dataset}/models/{model}.json",
         weights="results/{dataset}/models/{model}.pt",
     wildcard_constraints:
+        dataset=re.escape(DATASET),
         model="|".join(re.escape(m) for m in BASE_MODELS),
     params:
         arch=config["model"]["arch"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,7 +11,7 @@ import torch
 from .. import data as data_mod
 from ..classifiers import load_classifier, load_spec, weights_path
 from ..evaluate import RECORD_COLUMNS, accuracy_rows, predict, run_attack
-from ..io import provenance, read_json, save_torch, sidecar, write_json, write_records
+from ..io import provenance, read_json, read_records, save_torch, write_json, write_records
 from ..models import build_model
 from ..objectives import build_objective
 from ..train import TrainConfig, fingerprint, train
@@ -22,6 +21,7 @@ log = logging.getLogger("tradeoff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    register_env(sub)
     p = sub.add_parser("prepare-data", help="build a dataset's fixed splits")
     p.add_argument("--dataset", required=True, choices=data_mod.DATASETS)
     p.add_argument("--params", type=json_arg, required=True, help="the dataset's config section (JSON)")
@@ -130,12 +130,11 @@ SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric
 
 
 def collect_rows(inputs: list[str]) -> list[dict[str, Any]]:
-    """Summary rows from the sidecars of ``inputs`` (each must exist and be complete)."""
+    """Summary rows from the sidecars of ``inputs``; each record is verified against its sidecar's checksum
+    and row count first, so a truncated or edited record stops the table with its name."""
     rows: list[dict[str, Any]] = []
     for path in inputs:
-        meta = read_json(sidecar(path))
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: missing")
+        _, meta = read_records(path)
         rows.extend(meta.get("summary_rows", []))
     return rows
 
@@ -149,3 +148,22 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     frame = frame.sort_values(["dataset", "classifier", "evaluation", "metric", "eps"], kind="stable")
     write_text(args.out, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     log.info("%d summary rows -> %s", len(frame), args.out)
+
+
+def register_env(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-env", help="log torch/CUDA versions and devices; fail if a requested GPU is missing")
+    add_runtime_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_check_env)
+
+
+def cmd_check_env(args: argparse.Namespace) -> None:
+    import os
+
+    from ..device import environment_report
+
+    device = runtime(args)
+    report = {**environment_report(), "device": str(device), "gpus_requested": args.gpus,
+              "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "hostname": os.uname().nodename}
+    log.info("environment: %s", report)
+    write_json(args.out, report)

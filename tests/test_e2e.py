@@ -1,0 +1,117 @@
+"""End to end: the smoke preset through Snakemake as a subprocess, then reruns, resumption, determinism."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from workflow_helpers import copy_workflow, env, planned_outputs, snakemake
+
+pytestmark = pytest.mark.e2e
+SMOKE = ["--configfile", "presets/smoke.yaml"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    work = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    snakemake(work, *SMOKE)
+    return work
+
+
+def test_summary_has_the_contract_ids(smoke_run):
+    summary = pd.read_csv(smoke_run / "results" / "summary.csv")
+    assert list(summary.columns) == ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]
+    preset = yaml.safe_load((smoke_run / "presets" / "smoke.yaml").read_text())
+    n_test = preset["data"]["digits"]["n_test"]
+    base = summary[(summary.dataset == "digits") & summary.classifier.isin(["standard", "pgd_at", "trades"])
+                   & (summary.metric == "accuracy")]
+    assert {(c, e) for c, e in zip(base.classifier, base.evaluation, strict=True)} >= {
+        (c, e) for c in ("standard", "pgd_at", "trades") for e in ("clean", "pgd", "autoattack")}
+    assert set(base.n) == {n_test}
+    assert base.value.between(0, 1).all()
+    # attacks never raise accuracy above clean accuracy
+    for c in ("standard", "pgd_at", "trades"):
+        acc = base[base.classifier == c].set_index("evaluation").value
+        assert acc["autoattack"] <= acc["clean"] and acc["pgd"] <= acc["clean"]
+
+
+def test_figures_and_provenance(smoke_run):
+    assert (smoke_run / "results" / "figures" / "base_tradeoff.png").stat().st_size > 1000
+    import json
+
+    meta = json.loads((smoke_run / "results" / "digits" / "eval" / "trades" / "autoattack.json").read_text())
+    assert {"config", "seed", "versions", "git_commit", "flags"} <= set(meta)
+    assert meta["versions"]["torch"] and meta["n_rows"] > 0
+
+
+def test_nothing_reruns_when_nothing_changed(smoke_run):
+    assert planned_outputs(smoke_run, *SMOKE) == {}
+
+
+def _override(work: Path, name: str, text: str) -> list[str]:
+    (work / name).write_text(text)
+    return [*SMOKE, name]
+
+
+def test_changing_a_training_hyperparameter_reruns_that_model_and_its_dependants(smoke_run):
+    plan = planned_outputs(smoke_run, *_override(smoke_run, "o1.yaml", (
+        "models:\n  pgd_at:\n    objective: pgd_at\n    params: {steps: 3, step_rel: 0.5}\n")))
+    outputs = [o for outs in plan.values() for o in outs]
+    assert "results/digits/models/pgd_at.json" in outputs
+    assert not any("models/standard." in o or "models/trades." in o for o in outputs)
+    assert "results/digits/eval/pgd_at/autoattack.csv" in outputs
+    assert not any(o.startswith("results/digits/eval/standard/") for o in outputs)
+
+
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(smoke_run, tmp_path):
+    data = smoke_run / "results" / "digits" / "data.pt"
+    common = ["train", "--no-progress", "--data", str(data), "--name", "m", "--arch", "small_cnn",
+              "--objective", "pgd_at", "--objective-params", '{"steps": 3}', "--threat",
+              '{"norm": "Linf", "eps": 0.3}', "--train-params", '{"epochs": 6, "batch_size": 64}', "--seed", "3"]
+    tradeoff = [sys.executable, "-m", "tradeoff"]
+    subprocess.run([*tradeoff, *common, "--checkpoint", str(tmp_path / "a.ckpt"), "--out", str(tmp_path / "a.json")],
+                   check=True, env=env(), capture_output=True, timeout=600)
+    ckpt = tmp_path / "b.ckpt"
+    proc = subprocess.Popen([*tradeoff, *common, "--checkpoint", str(ckpt), "--out", str(tmp_path / "b.json")],
+                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists() and not (tmp_path / "b.json").exists(), "the run must be killed mid-training"
+    resumed = subprocess.run([*tradeoff, *common, "--checkpoint", str(ckpt), "--out", str(tmp_path / "b.json")],
+                             check=True, env=env(), capture_output=True, text=True, timeout=600)
+    assert "resuming" in resumed.stderr
+    import json
+
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["sha256"] == b["sha256"]  # bit-identical weights
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):
+    work = copy_workflow(tmp_path / "w")
+    shutil.copytree(smoke_run / "results", work / "results")
+    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
+    record = work / "results" / "digits" / "eval" / "standard" / "clean.csv"
+    record.write_text(record.read_text()[:-30])
+    proc = subprocess.run([sys.executable, "-m", "tradeoff", "summarize", "--out", str(tmp_path / "s.csv"),
+                           str(record)], env=env(), capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "clean.csv" in proc.stderr and "checksum" in proc.stderr
+
+
+def test_same_seed_gives_identical_summary(smoke_run, tmp_path):
+    second = copy_workflow(tmp_path / "again")
+    snakemake(second, *SMOKE)
+    first_summary = (smoke_run / "results" / "summary.csv").read_bytes()
+    assert (second / "results" / "summary.csv").read_bytes() == first_summary

@@ -1,0 +1,57 @@
+"""Architectures: shapes, feature maps, normalization inside, the CIFAR presets' real code paths."""
+
+import pytest
+import torch
+
+from tradeoff.models import ARCHITECTURES, build_model
+
+CASES = {
+    "small_cnn": ("digits", 10, (1, 8, 8), {}),
+    "mlp": ("gauss3", 3, (2,), {}),
+    "linear": ("tsipras", 2, (11,), {}),
+    "resnet18": ("cifar10", 10, (3, 32, 32), {}),
+    "wrn34_10": ("cifar100", 100, (3, 32, 32), {"depth": 10, "widen": 2}),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_logits_and_features(arch):
+    dataset, classes, shape, opts = CASES[arch]
+    torch.manual_seed(0)
+    model = build_model(arch, dataset, classes, shape, opts).eval()
+    x = torch.rand(3, *shape)
+    logits, feats = model.forward_features(x)
+    assert logits.shape == (3, classes)
+    assert torch.allclose(model(x), logits)
+    assert len(feats) == 2 and all(f.shape[0] == 3 for f in feats)
+    assert [f.shape[1] for f in feats] == list(model.feature_channels)
+
+
+def test_small_cnn_on_mnist_shape():
+    model = build_model("small_cnn", "mnist", 10, (1, 28, 28))
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_normalization_happens_inside():
+    model = build_model("small_cnn", "digits", 10, (1, 8, 8)).eval()
+    x = torch.rand(4, 1, 8, 8)
+    z = (x - model.mean) / model.std
+    f1 = model.block1(z)
+    assert torch.allclose(model.forward_features(x)[1][0], f1)
+
+
+def test_wrn34_10_is_the_real_size():
+    model = build_model("wrn34_10", "cifar10", 10, (3, 32, 32))
+    params = sum(p.numel() for p in model.parameters())
+    assert 46_000_000 < params < 46_300_000  # WRN-34-10 has 46.2M parameters
+
+
+def test_resnet18_size_and_stem():
+    model = build_model("resnet18", "cifar10", 10, (3, 32, 32))
+    assert 11_100_000 < sum(p.numel() for p in model.parameters()) < 11_200_000
+    assert model.net.conv1.stride == (1, 1)
+
+
+def test_unknown_arch():
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("vgg", "digits", 10, (1, 8, 8))
