@@ -26,13 +26,20 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/zoo.smk"
 include: "workflow/rules/attack.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/certify.smk"
+include: "workflow/rules/mixing.smk"
+include: "workflow/rules/probabilistic.smk"
+include: "workflow/rules/theory.smk"
+include: "workflow/rules/era.smk"
 include: "workflow/rules/summary.smk"
 
 
 rule all:
     default_target: True
     input:
+        f"results/env/{DATASET}.json",
         "results/summary.csv",
         FIGURES,

@@ -43,7 +43,11 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1500, check: bool = True
 def planned_outputs(workdir: Path, *args: str) -> dict[str, list[str]]:
     """Dry-run and return {rule: [outputs it would (re)create]} (rule `all` excluded)."""
     proc = snakemake(workdir, "-n", *args)
-    text = proc.stdout + proc.stderr
+    return parse_plan(proc.stdout + proc.stderr)
+
+
+def parse_plan(text: str) -> dict[str, list[str]]:
+    """{rule: [outputs]} from the text of a dry run (rule `all` excluded; {} when nothing is to be done)."""
     plan: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
         m = re.match(r"(?:local)?rule (\w+):", block.strip())

@@ -78,4 +78,4 @@ def _import_kind_modules() -> None:
         importlib.import_module(name)
 
 
-KIND_MODULES: list[str] = ["tradeoff.mixing", "tradeoff.abstain"]
+KIND_MODULES: list[str] = ["tradeoff.mixing", "tradeoff.abstain", "tradeoff.zoo"]

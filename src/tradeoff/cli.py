@@ -7,22 +7,39 @@ import importlib
 import logging
 import sys
 
-from .commands import MODULES
+from .commands import COMMANDS, MODULES
 from .commands.common import setup_logging
 from .io import ArtifactError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (skipping the global options), if any."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--log-level":
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. When ``argv`` names a known subcommand only its module is imported, so that a
+    job pays the import cost of its own stage only (every Snakemake job is one CLI call)."""
     parser = argparse.ArgumentParser(prog="tradeoff", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in MODULES:
+    wanted = _requested(argv if argv is not None else sys.argv[1:])
+    modules = [COMMANDS[wanted]] if wanted in COMMANDS else MODULES
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     setup_logging(args.log_level)
     try:
         args.func(args)

@@ -15,6 +15,9 @@ from typing import Any
 import yaml
 
 CHECKS: list[Callable[[Mapping[str, Any]], None]] = []
+CHECK_MODULES: list[str] = ["tradeoff.certify.checks", "tradeoff.certify.prob_records",
+                            "tradeoff.zoo_checks"]
+"""Modules whose import registers stage checks (imported by :func:`check_config`)."""
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,10 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
     errors = sorted(validator.iter_errors(dict(config)), key=lambda e: (len(list(e.absolute_path)), e.message))
     if errors:
         raise ConfigError(_describe(errors[0]))
+    import importlib
+
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
     for check in CHECKS:
         check(config)
 

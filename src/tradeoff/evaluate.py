@@ -35,10 +35,12 @@ def perturbation_size(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> torch.
 
 
 def _records(y: torch.Tensor, clean: torch.Tensor, adv: torch.Tensor, size: torch.Tensor) -> list[dict[str, Any]]:
+    # Tensors become Python lists once: indexing a tensor element by element costs microseconds per call.
+    ys, cs, ads, sizes = y.tolist(), clean.tolist(), adv.tolist(), size.tolist()
     return [
-        {"index": i, "label": int(y[i]), "clean_prediction": int(clean[i]), "prediction": int(adv[i]),
-         "correct": int(adv[i] == y[i]), "perturbation": float(size[i])}
-        for i in range(y.shape[0])
+        {"index": i, "label": int(ys[i]), "clean_prediction": int(cs[i]), "prediction": int(ads[i]),
+         "correct": int(ads[i] == ys[i]), "perturbation": float(sizes[i])}
+        for i in range(len(ys))
     ]
 
 

@@ -36,5 +36,7 @@ rule evaluate:
         "--out {output.records} 2> {log}"
 
 
-BASE_EVAL = [eval_path(DATASET, m, a) for m in ("standard", "pgd_at", "trades") for a in config["attacks"]["run"]]
+# Every base model (standard, pgd_at, trades, and those other stages add: gauss_aug-σ, variance, era) is
+# evaluated under the same attacks, so that the unified comparison puts them all on the same axes.
+BASE_EVAL = [eval_path(DATASET, m, a) for m in BASE_MODELS for a in config["attacks"]["run"]]
 SUMMARY_INPUTS.extend(BASE_EVAL)

@@ -1,11 +1,11 @@
 # The one table everything else reads: results/summary.csv (must be included last).
 
-localrules: summary, prepare_data, figure_base_tradeoff
+localrules: summary, prepare_data
 
 
 rule summary:
     input:
-        SUMMARY_INPUTS,
+        list(dict.fromkeys(SUMMARY_INPUTS)),  # each record once, in a stable order
     output:
         "results/summary.csv",
     log:

@@ -1,60 +1,50 @@
 """Certification: Monte-Carlo sampling core, binomial bounds, randomized smoothing (Cohen et al.),
 mixed-classifier certificates and probabilistic (eps, kappa) robustness tests."""
 
-from .bounds import cp_lower, cp_upper, min_samples_for_radius
-from .cohen import ABSTAIN, CertifyResult, Smooth, certify_from_counts, predict_from_counts
-from .mixed import (
-    MixedCertificate,
-    certify_mixed,
-    confidence_bounds,
-    mixed_lipschitz_radius,
-    mixed_prediction_agrees,
-    mixed_rs_radius,
-)
-from .probabilistic import (
-    GroupSequentialRule,
-    Outcome,
-    SequentialTest,
-    certify_probabilistic,
-    fixed_test,
-    run_sequential,
-)
-from .sampling import (
-    GaussianNoise,
-    NoiseSampler,
-    UniformL2Ball,
-    UniformLinfBall,
-    count_classes,
-    iter_predictions,
-    point_generator,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ABSTAIN",
-    "CertifyResult",
-    "GaussianNoise",
-    "GroupSequentialRule",
-    "MixedCertificate",
-    "NoiseSampler",
-    "Outcome",
-    "SequentialTest",
-    "Smooth",
-    "UniformL2Ball",
-    "UniformLinfBall",
-    "certify_from_counts",
-    "certify_mixed",
-    "certify_probabilistic",
-    "confidence_bounds",
-    "count_classes",
-    "cp_lower",
-    "cp_upper",
-    "fixed_test",
-    "iter_predictions",
-    "min_samples_for_radius",
-    "mixed_lipschitz_radius",
-    "mixed_prediction_agrees",
-    "mixed_rs_radius",
-    "point_generator",
-    "predict_from_counts",
-    "run_sequential",
-]
+import importlib
+from typing import Any
+
+# Public names and the submodule defining each. Imported on first use, so that a job needing only the
+# noise samplers does not pay for scipy.stats.
+_WHERE = {
+    "ABSTAIN": "cohen",
+    "CertifyResult": "cohen",
+    "GaussianNoise": "sampling",
+    "GroupSequentialRule": "probabilistic",
+    "MixedCertificate": "mixed",
+    "NoiseSampler": "sampling",
+    "Outcome": "probabilistic",
+    "SequentialTest": "probabilistic",
+    "Smooth": "cohen",
+    "UniformL2Ball": "sampling",
+    "UniformLinfBall": "sampling",
+    "ball_sampler": "sampling",
+    "certify_from_counts": "cohen",
+    "certify_mixed": "mixed",
+    "certify_probabilistic": "probabilistic",
+    "confidence_bounds": "mixed",
+    "count_classes": "sampling",
+    "cp_lower": "bounds",
+    "cp_upper": "bounds",
+    "fixed_test": "probabilistic",
+    "iter_predictions": "sampling",
+    "min_samples_for_radius": "bounds",
+    "mixed_lipschitz_radius": "mixed",
+    "mixed_prediction_agrees": "mixed",
+    "mixed_rs_radius": "mixed",
+    "point_generator": "sampling",
+    "predict_from_counts": "cohen",
+    "run_sequential": "probabilistic",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -35,7 +35,7 @@ import torch
 from scipy import stats
 
 from .bounds import cp_lower, cp_upper
-from .sampling import NoiseSampler, UniformL2Ball, UniformLinfBall, iter_predictions
+from .sampling import ball_sampler, iter_predictions
 
 __all__ = [
     "Outcome",
@@ -43,6 +43,8 @@ __all__ = [
     "GroupSequentialRule",
     "SequentialTest",
     "run_sequential",
+    "run_sequential_many",
+    "replay_sequential",
     "certify_probabilistic",
 ]
 
@@ -243,6 +245,58 @@ def run_sequential(draw: Callable[[int], int], test: GroupSequentialRule) -> tup
     raise AssertionError("unreachable: the last look always decides")
 
 
+def run_sequential_many(draw: Callable[[int], int], tests: Sequence[GroupSequentialRule]) -> dict[int, int]:
+    """Drive several designs (e.g. one per kappa) on ONE stream of i.i.d. samples.
+
+    ``draw(m)`` returns the successes among m NEW samples.  Samples are drawn up to the union of the
+    designs' looks, in increasing order, until every design has decided; the result maps every look
+    reached to the cumulative number of successes there.  :func:`replay_sequential` recovers each design's
+    (outcome, samples used) from it.
+
+    Guarantee: each design's replayed decision is exactly the one :func:`run_sequential` returns on the
+    same stream -- a design's decision depends only on the counts at its own looks up to its own stopping
+    look, so the samples drawn beyond it for the other designs cannot change it -- hence each design keeps
+    its own error guarantee.  The guarantee is per design: a statement about all designs at once needs a
+    union bound (level alpha / number of designs each).
+    """
+    if not tests:
+        raise ValueError("need at least one design")
+    looks = sorted({n for t in tests for n in t.looks})
+    pending = list(tests)
+    counts: dict[int, int] = {}
+    k = 0
+    n = 0
+    for look in looks:
+        m = look - n
+        s = int(draw(m))
+        if not 0 <= s <= m:
+            raise ValueError(f"draw({m}) returned {s} successes")
+        k += s
+        n = look
+        counts[n] = k
+        pending = [t for t in pending if not (n in t.looks and t.decide(k, n) is not None)]
+        if not pending:
+            return counts
+    raise AssertionError("unreachable: every design decides at its last look")
+
+
+def replay_sequential(counts: Mapping[int, int], test: GroupSequentialRule) -> tuple[Outcome, int, int]:
+    """(outcome, samples_used, successes) of ``test`` from cumulative success counts at looks.
+
+    ``counts`` maps sample sizes to cumulative successes of one stream (as returned by
+    :func:`run_sequential_many`); it must contain every look of ``test`` up to its stopping look, else
+    ``ValueError`` (the record does not allow replaying this design).
+    """
+    for look in test.looks:
+        if look not in counts:
+            raise ValueError(f"no count recorded at look {look} of {test!r}")
+        k = int(counts[look])
+        outcome = test.decide(k, look)
+        if outcome is not None:
+            return outcome, look, k
+    raise AssertionError("unreachable: the last look always decides")
+
+
 def _naive_sequential_test(
     draw: Callable[[int], int], kappa: float, alpha: float, n_max: int, step: int = 1
 ) -> tuple[Outcome, int]:
@@ -252,15 +306,6 @@ def _naive_sequential_test(
     only to document why :class:`SequentialTest` spends alpha across its looks.
     """
     return run_sequential(draw, _NaiveSequentialTest(kappa, alpha, n_max, step))
-
-
-def _ball_sampler(eps: float, norm: str | float) -> NoiseSampler:
-    key = str(norm).lower()
-    if key in ("linf", "inf", "l_inf"):
-        return UniformLinfBall(eps)
-    if key in ("l2", "2", "2.0"):
-        return UniformL2Ball(eps)
-    raise ValueError(f"unsupported norm {norm!r}; use 'linf' or 'l2'")
 
 
 def certify_probabilistic(
@@ -294,7 +339,7 @@ def certify_probabilistic(
     Guarantee: with probability at least 1 - alpha over the randomness of this call, the outcome is
     not wrong: ROBUST implies the property holds and NOT_ROBUST implies it fails.
     """
-    sampler = _ball_sampler(eps, norm)
+    sampler = ball_sampler(eps, norm)
     label = int(reference_label)
     successes = 0
 

@@ -25,6 +25,7 @@ __all__ = [
     "GaussianNoise",
     "UniformLinfBall",
     "UniformL2Ball",
+    "ball_sampler",
     "point_generator",
     "iter_predictions",
     "count_classes",
@@ -122,6 +123,20 @@ class UniformL2Ball:
 
     def __repr__(self) -> str:
         return f"UniformL2Ball(eps={self.eps})"
+
+
+def ball_sampler(eps: float, norm: str | float) -> UniformLinfBall | UniformL2Ball:
+    """The uniform sampler of the ``norm`` ball of radius ``eps``.
+
+    ``norm`` is case-insensitive: 'linf' / 'Linf' / 'inf' (the pipeline's threat spelling is 'Linf') or
+    'l2' / 'L2' / 2.
+    """
+    key = str(norm).lower()
+    if key in ("linf", "inf", "l_inf"):
+        return UniformLinfBall(eps)
+    if key in ("l2", "2", "2.0"):
+        return UniformL2Ball(eps)
+    raise ValueError(f"unsupported norm {norm!r}; use 'linf' or 'l2'")
 
 
 def point_generator(

@@ -74,6 +74,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     splits = data_mod.load(args.data)
     threat = threat_from(args.threat, splits.bounds)
     cfg = TrainConfig.from_mapping({**args.train_params, "seed": args.seed})
+    torch.manual_seed(args.seed)  # the initial weights come from the config's seed too
     model = build_model(args.arch, splits.name, splits.num_classes, splits.input_shape, args.arch_options)
     if args.init:
         init = load_classifier(args.init)

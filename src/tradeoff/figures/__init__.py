@@ -11,7 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 FIGURES: dict[str, Callable[..., Any]] = {}
-MODULES = ["tradeoff.figures.base"]
+MODULES = [
+    "tradeoff.figures.base",
+    "tradeoff.figures.unified",
+    "tradeoff.figures.certify",
+    "tradeoff.figures.era",
+    "tradeoff.figures.mixing",
+    "tradeoff.figures.probabilistic",
+    "tradeoff.figures.tsipras",
+]
 
 
 def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -11,7 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..attacks.pgd import Threat
-from . import base  # noqa: F401  (registration side effects)
+from . import (
+    base,  # noqa: F401  (registration side effects)
+    era,  # noqa: F401  (registration side effects)
+    variance,  # noqa: F401  (registration side effects)
+)
 from .base import REGISTRY, Objective, register  # noqa: F401
 
 

@@ -1,0 +1,289 @@
+"""Per-sample (eps, kappa)-probabilistic certification of a test set, and its metrics (spec §5).
+
+For each test input x the reference label c = G(x) (the clean prediction) is fixed BEFORE any sample is
+drawn; samples t = clip(x + delta), delta ~ U(B_p(0, eps)), come from the input's own generator
+``point_generator(seed, index, STREAM)``, so a record does not depend on sharding, batch size or order,
+and the fixed and sequential tests of an input see the same stream (the sequential one a prefix of it).
+
+One sampling pass per input serves both tests and a whole kappa sweep.  The raw record of an input keeps
+the cumulative success counts at every look of every kappa's :class:`SequentialTest` design (and at n_max):
+
+* ``fixed``: the count at n_max decides every kappa with :func:`fixed_test`;
+* ``sequential``: :func:`replay_sequential` recovers each kappa's decision and samples used exactly as a
+  separate run on the same stream would (a design only sees the counts at its own looks up to its own
+  stopping look), each with its own per-input guarantee at level alpha.
+
+When the fixed test is requested the pass draws n_max samples (the sequential test's samples are a prefix
+of the same stream, so running it separately would only repeat work); when only the sequential test is,
+the pass stops as soon as every kappa's design has decided (:func:`run_sequential_many`).  ``samples`` in
+the decided records is what the test itself used; ``samples_drawn`` what the pass evaluated.
+
+Metrics (spec §5.4; the paper's definitions could not be checked, these are the ones used here):
+
+* certified robust accuracy: fraction of inputs certified ROBUST whose reference label is correct;
+* certified robustness rate: fraction certified ROBUST, regardless of correctness;
+* not-robust / undecided rates and mean / median samples used;
+* defense success rate under PGD: among inputs classified correctly without attack, the fraction still
+  classified correctly under the PGD attack of the evaluation stage (records of ``tradeoff evaluate``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ..attacks.pgd import Threat
+from ..config import ConfigError, register_check
+from ..evaluate import summary_row
+from ..io import ResumableCSV
+from .probabilistic import Outcome, SequentialTest, fixed_test, replay_sequential, run_sequential_many
+from .sampling import ball_sampler, iter_predictions, point_generator
+
+log = logging.getLogger("tradeoff")
+
+__all__ = [
+    "COLUMNS",
+    "RAW_COLUMNS",
+    "STREAM",
+    "TESTS",
+    "ProbSettings",
+    "certify_points",
+    "check_settings",
+    "decide_records",
+    "decisions",
+    "decode_counts",
+    "defense_success_rate",
+    "encode_counts",
+    "metrics",
+    "summary_rows",
+]
+
+STREAM = 5
+"""``point_generator`` stream of this certificate (other certificates of the same point use others)."""
+TESTS = ("fixed", "sequential")
+RAW_COLUMNS = ["index", "label", "reference", "samples_drawn", "counts", "seconds"]
+"""Columns of a sampling pass (one shard): ``reference`` = clean prediction, fixed before sampling;
+``samples_drawn`` = samples evaluated; ``counts`` = cumulative successes at every look reached, as
+``n:k;n:k;...``; ``seconds`` = time of the pass."""
+COLUMNS = ["index", "label", "reference", "outcome", "successes", "samples", "samples_drawn", "counts", "seconds"]
+"""Columns of a test's decided records: the raw columns plus ``outcome`` (robust / not_robust / undecided),
+``successes`` and ``samples`` (used by the test) at the summary's kappa."""
+
+
+@dataclass(frozen=True)
+class ProbSettings:
+    """The statistical and sampling settings of the stage (the config's ``probabilistic`` section)."""
+
+    eps: float
+    norm: str
+    kappa: float
+    kappa_sweep: tuple[float, ...]
+    alpha: float
+    n_max: int
+    growth: float = 2.0
+    clamp: bool = True
+    batch_size: int = 1000
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any]) -> ProbSettings:
+        return cls(eps=float(section["eps"]), norm=str(section["norm"]), kappa=float(section["kappa"]),
+                   kappa_sweep=tuple(float(k) for k in section["kappa_sweep"]), alpha=float(section["alpha"]),
+                   n_max=int(section["n_max"]), growth=float(section.get("growth", 2.0)),
+                   clamp=bool(section.get("clamp", True)), batch_size=int(section.get("batch_size", 1000)))
+
+    @property
+    def kappas(self) -> list[float]:
+        """Every kappa a record must allow replaying: the sweep and the summary's kappa."""
+        return sorted({*self.kappa_sweep, self.kappa})
+
+    def design(self, kappa: float) -> SequentialTest:
+        """The sequential design of ``kappa`` (cached: building one searches its number of looks)."""
+        return _design(float(kappa), self.alpha, self.n_max, self.growth)
+
+    @property
+    def threat(self) -> Threat:
+        return Threat("Linf" if self.norm.lower() in ("linf", "inf") else "L2", self.eps)
+
+
+@functools.lru_cache(maxsize=256)
+def _design(kappa: float, alpha: float, n_max: int, growth: float) -> SequentialTest:
+    return SequentialTest(kappa, alpha, n_max, growth)
+
+
+def check_settings(settings: ProbSettings) -> None:
+    """ValueError (one line) if n_max cannot certify the smallest kappa, even with no failure at all.
+
+    The fixed test certifies an all-success run iff alpha**(1/n_max) > 1 - kappa; the sequential design
+    needs the same at its per-look level (checked by :class:`SequentialTest`).
+    """
+    for kappa in settings.kappas:
+        if not settings.alpha ** (1.0 / settings.n_max) > 1.0 - kappa:
+            need = math.floor(math.log(settings.alpha) / math.log(1.0 - kappa)) + 1
+            raise ValueError(f"n_max={settings.n_max} cannot certify kappa={kappa} at alpha={settings.alpha} "
+                             f"even if every sample agrees (needs n_max >= {need})")
+        settings.design(kappa)
+
+
+@register_check
+def _check_probabilistic_section(config: Mapping[str, Any]) -> None:
+    """Config check: the ``probabilistic`` section's n_max must allow certifying every kappa."""
+    section = config.get("probabilistic")
+    if not section:
+        return
+    try:
+        check_settings(ProbSettings.from_mapping(section))
+    except ValueError as exc:
+        raise ConfigError(f"config error at probabilistic.n_max: {exc}") from None
+
+
+def encode_counts(counts: Mapping[int, int]) -> str:
+    """``{n: k}`` as ``"n:k;n:k"`` in increasing n (the record's ``counts`` column)."""
+    return ";".join(f"{int(n)}:{int(counts[n])}" for n in sorted(counts))
+
+
+def decode_counts(text: str) -> dict[int, int]:
+    """Inverse of :func:`encode_counts`."""
+    out: dict[int, int] = {}
+    for part in str(text).split(";"):
+        n, k = part.split(":")
+        out[int(n)] = int(k)
+    return out
+
+
+def _sample_counts(model: torch.nn.Module, x: torch.Tensor, reference: int, tests: Sequence[str],
+                   settings: ProbSettings, generator: torch.Generator) -> dict[int, int]:
+    sampler = ball_sampler(settings.eps, settings.norm)
+
+    def draw(m: int) -> int:
+        s = 0
+        for preds in iter_predictions(model, x, m, sampler, settings.batch_size, generator, clamp=settings.clamp):
+            s += int((preds == reference).sum().item())
+        return s
+
+    designs = [settings.design(k) for k in settings.kappas]
+    if "fixed" not in tests:
+        return run_sequential_many(draw, designs)
+    counts: dict[int, int] = {}
+    k = n = 0
+    for look in sorted({settings.n_max, *(m for d in designs for m in d.looks)}):
+        k += draw(look - n)
+        n = look
+        counts[n] = k
+    return counts
+
+
+def _decide(counts: Mapping[int, int], test: str, kappa: float, settings: ProbSettings) -> tuple[Outcome, int, int]:
+    if test == "fixed":
+        k = int(counts[settings.n_max])
+        return fixed_test(k, settings.n_max, kappa, settings.alpha), settings.n_max, k
+    if test == "sequential":
+        return replay_sequential(counts, settings.design(kappa))
+    raise ValueError(f"test must be one of {TESTS}, got {test!r}")
+
+
+def certify_points(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    indices: Sequence[int],
+    tests: Sequence[str],
+    settings: ProbSettings,
+    seed: int,
+    writer: ResumableCSV,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> int:
+    """One sampling pass over the test inputs ``x[i]``, i in ``indices``, not yet in ``writer`` (raw records,
+    :data:`RAW_COLUMNS`); returns how many inputs were sampled.
+
+    One row per input is appended (and fsynced) as soon as it is finished, so a killed run resumes where it
+    stopped and gives the same rows as an uninterrupted one.  The rows allow deciding every test in
+    ``tests`` at every kappa of ``settings`` (:func:`decide_records`); guarantee per input and per
+    (test, kappa): with probability at least 1 - alpha over that input's samples, ``robust`` means
+    P_t[G(t) = reference] >= 1 - kappa and ``not_robust`` means the opposite.
+    """
+    unknown = set(tests) - set(TESTS)
+    if unknown or not tests:
+        raise ValueError(f"tests must be a non-empty subset of {TESTS}, got {list(tests)}")
+    done = {int(v) for v in writer.done_keys("index")}
+    todo = [int(i) for i in indices if int(i) not in done]
+    model.eval()
+    for i in tqdm(todo, desc="prob-certify", disable=not progress, mininterval=5.0):
+        start = time.perf_counter()
+        xi = x[i].to(device)
+        with torch.no_grad():
+            reference = int(model(xi.unsqueeze(0)).argmax(1).item())  # fixed before any sample is drawn
+        counts = _sample_counts(model, xi, reference, tests, settings, point_generator(seed, i, STREAM))
+        writer.append({"index": i, "label": int(y[i]), "reference": reference, "samples_drawn": max(counts),
+                       "counts": encode_counts(counts), "seconds": round(time.perf_counter() - start, 6)})
+    return len(todo)
+
+
+def decide_records(raw: pd.DataFrame, test: str, settings: ProbSettings) -> pd.DataFrame:
+    """The decided records (:data:`COLUMNS`) of ``test`` at the summary's kappa, from raw records."""
+    out = [_decide(decode_counts(c), test, settings.kappa, settings) for c in raw["counts"]]
+    frame = raw.copy()
+    frame["outcome"] = [o.value for o, _, _ in out]
+    frame["successes"] = [k for _, _, k in out]
+    frame["samples"] = [n for _, n, _ in out]
+    return frame[COLUMNS]
+
+
+def decisions(frame: pd.DataFrame, test: str, kappa: float, settings: ProbSettings) -> pd.DataFrame:
+    """Per-row (outcome, samples) of ``test`` at ``kappa``, replayed from the records' ``counts``."""
+    out = [_decide(decode_counts(c), test, kappa, settings) for c in frame["counts"]]
+    return pd.DataFrame({"index": frame["index"].to_numpy(), "outcome": [o.value for o, _, _ in out],
+                         "samples": [n for _, n, _ in out]})
+
+
+def metrics(frame: pd.DataFrame, test: str, kappa: float, settings: ProbSettings) -> dict[str, float]:
+    """Certified robust accuracy, certified robustness rate, not-robust / undecided rates, mean / median
+    samples, for ``test`` at ``kappa`` over the records ``frame`` (fractions of all its rows)."""
+    d = decisions(frame, test, kappa, settings)
+    robust = (d["outcome"] == Outcome.ROBUST.value).to_numpy()
+    correct = (frame["reference"].to_numpy() == frame["label"].to_numpy())
+    samples = d["samples"].to_numpy(dtype=np.float64)
+    return {
+        "certified_accuracy": float(np.mean(robust & correct)),
+        "certified_rate": float(np.mean(robust)),
+        "not_robust_rate": float(np.mean(d["outcome"] == Outcome.NOT_ROBUST.value)),
+        "undecided_rate": float(np.mean(d["outcome"] == Outcome.UNDECIDED.value)),
+        "mean_samples": float(np.mean(samples)),
+        "median_samples": float(np.median(samples)),
+    }
+
+
+def defense_success_rate(pgd: pd.DataFrame) -> tuple[float, int]:
+    """(rate, n): among the rows of PGD records whose clean prediction is correct, the fraction whose
+    prediction under attack is still correct; n = number of such rows."""
+    clean_ok = pgd["clean_prediction"].to_numpy() == pgd["label"].to_numpy()
+    n = int(clean_ok.sum())
+    if n == 0:
+        return float("nan"), 0
+    return float(pgd["correct"].to_numpy()[clean_ok].mean()), n
+
+
+def summary_rows(dataset: str, classifier: str, test: str, frame: pd.DataFrame, settings: ProbSettings,
+                 pgd: pd.DataFrame | None = None, pgd_threat: Threat | None = None) -> list[dict[str, Any]]:
+    """summary.csv rows of evaluation ``certify-prob-<test>`` at the summary's kappa: the :func:`metrics`,
+    the ``kappa`` and ``alpha`` they were computed at, and the PGD defense success rate (with the attack's
+    own threat) when PGD records are given."""
+    evaluation = f"certify-prob-{test}"
+    n = len(frame)
+    values = {**metrics(frame, test, settings.kappa, settings), "kappa": settings.kappa, "alpha": settings.alpha}
+    rows = [summary_row(dataset, classifier, evaluation, settings.threat, name, value, n)
+            for name, value in values.items()]
+    if pgd is not None:
+        value, n_ok = defense_success_rate(pgd)
+        rows.append(summary_row(dataset, classifier, evaluation, pgd_threat, "defense_success_rate", value, n_ok))
+    return rows

@@ -1,0 +1,247 @@
+"""The certification stage over a test set: point selection, resumable sharded sampling, merged records.
+
+One Monte-Carlo pass per test point (n0 selection + n estimation draws of the base classifier under
+N(0, sigma^2 I), :meth:`Smooth.certify_counts`) yields the class counts from which BOTH Cohen et al.'s
+certificate and the mixed classifier's certificates (Theorems 1 and 2, for every mixing weight) are
+computed; the counts are kept in the per-sample shard records, so the mixed certificates cost no extra
+forward pass.
+
+Per-point randomness comes from :func:`point_generator` ``(seed, index, STREAM)``, so a point's counts do
+not depend on the shard it falls in, on the batch size or on whether its shard was killed and resumed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..io import ResumableCSV
+from .cohen import ABSTAIN, Smooth, certify_from_counts
+from .mixed import certify_mixed
+from .sampling import point_generator
+
+STREAM = 1
+"""Generator stream of the certification draws (other uses of the same point use other streams)."""
+
+SHARD_COLUMNS = ["index", "label", "prediction", "radius", "p_lower", "samples", "seconds", "selected",
+                 "counts"]
+RS_COLUMNS = ["index", "label", "prediction", "correct", "radius", "p_lower", "samples", "seconds"]
+MIXED_COLUMNS = ["index", "label", "alpha", "prediction", "correct", "radius_rs", "radius_lipschitz",
+                 "p_y_lower", "p_other_upper", "mixed_clean_prediction", "standard_prediction",
+                 "samples", "seconds"]
+
+
+def select_points(n_test: int, points: int | None, seed: int) -> np.ndarray:
+    """Sorted test-split indices to certify: all of them if ``points`` is None or ≥ ``n_test``, else a
+    subset of size ``points`` drawn without replacement from a generator seeded by ``seed`` alone."""
+    if points is None or points >= n_test:
+        return np.arange(n_test)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20190208]))
+    return np.sort(rng.choice(n_test, size=int(points), replace=False))
+
+
+def shard_points(indices: Sequence[int] | np.ndarray, shard: int, shards: int) -> np.ndarray:
+    """Indices of shard ``shard`` of ``shards`` (round robin, so shards get similar mixes of points)."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard must lie in [0, {shards}), got {shard}")
+    return np.asarray(indices)[shard::shards]
+
+
+def _encode(values: Sequence[int]) -> str:
+    return " ".join(str(int(v)) for v in values)
+
+
+def decode_counts(text: str) -> np.ndarray:
+    """Class counts stored in a shard record's ``counts`` column (space-separated integers)."""
+    return np.array([int(v) for v in str(text).split()], dtype=np.int64)
+
+
+def certify_shard(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    indices: Sequence[int] | np.ndarray,
+    *,
+    num_classes: int,
+    sigma: float,
+    n0: int,
+    n: int,
+    alpha: float,
+    seed: int,
+    batch_size: int,
+    out: ResumableCSV,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """CERTIFY (Cohen et al.) every test point ``indices`` of ``(x, y)`` not yet recorded in ``out``.
+
+    Appends one row per point (index, label, prediction, radius, p_lower, samples, seconds, selected
+    class of the n0 draws, counts of the n draws) and fsyncs it, so a killed run resumes at the first
+    unrecorded point.  Per point the guarantee is CERTIFY's: with probability ≥ 1 − alpha, a
+    prediction other than ABSTAIN (−1) is the smoothed classifier's and holds on the l2 ball of the
+    recorded radius.  Returns the number of points certified by this call.
+    """
+    smooth = Smooth(model, num_classes, sigma, batch_size)
+    done = {int(k) for k in out.done_keys("index")}
+    todo = [int(i) for i in indices if int(i) not in done]
+    for k, index in enumerate(todo):
+        start = time.perf_counter()
+        generator = point_generator(seed, index, STREAM)
+        counts0, counts = smooth.certify_counts(x[index].to(device), n0, n, generator)
+        res = certify_from_counts(counts0, counts, sigma, alpha)
+        out.append({
+            "index": index, "label": int(y[index]), "prediction": res.prediction, "radius": res.radius,
+            "p_lower": res.p_lower, "samples": int(n0 + n), "seconds": time.perf_counter() - start,
+            "selected": int(np.argmax(counts0)), "counts": _encode(counts),
+        })
+        if progress is not None:
+            progress(k + 1, len(todo))
+    return len(todo)
+
+
+def rs_records(shard_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Cohen's per-sample records (sorted by index) from the shard rows."""
+    rows = []
+    for r in sorted(shard_rows, key=lambda r: int(r["index"])):
+        pred, label = int(r["prediction"]), int(r["label"])
+        rows.append({"index": int(r["index"]), "label": label, "prediction": pred,
+                     "correct": int(pred == label), "radius": float(r["radius"]),
+                     "p_lower": float(r["p_lower"]), "samples": int(r["samples"]),
+                     "seconds": float(r["seconds"])})
+    return rows
+
+
+def mixed_records(
+    shard_rows: Sequence[Mapping[str, Any]],
+    standard_probs: Mapping[int, np.ndarray],
+    mix_alphas: Sequence[float],
+    sigma: float,
+    alpha: float,
+) -> list[dict[str, Any]]:
+    """Certificates of the mixed classifier (1 − a)·softmax(g) + a·p for each a in ``mix_alphas``.
+
+    Uses the SAME counts as Cohen's certificate: y = the class selected by the n0 draws, a lower bound
+    on p_y and an upper bound on max_{i≠y} p_i from the n draws (:func:`confidence_bounds`, error α split
+    between them), then Theorem 2's radius (``radius_rs``) and Theorem 1's with the smoothed model's
+    Lipschitz constant (``radius_lipschitz``).  Guarantee per point: with probability ≥ 1 − alpha, for
+    every mixing weight at once (the bounds do not depend on the weight, so one event covers them all),
+    a prediction other than ABSTAIN is the exact mixed classifier's prediction on the whole l2 ball of
+    either radius, for ANY standard model g.  A point is also counted as abstained when the
+    implemented mixed classifier — softmax of g's logits ``standard_probs[index]`` mixed with the
+    Monte-Carlo frequencies counts/n — predicts another class at x (``mixed_clean_prediction``), so
+    every certified point is one the deployed classifier gets right.
+    """
+    rows = []
+    for r in sorted(shard_rows, key=lambda r: int(r["index"])):
+        index, label = int(r["index"]), int(r["label"])
+        counts = decode_counts(r["counts"])
+        counts0 = np.zeros_like(counts)
+        counts0[int(r["selected"])] = 1
+        g = np.asarray(standard_probs[index], dtype=np.float64)
+        freq = counts / counts.sum()
+        for a in mix_alphas:
+            mixed_pred = int(np.argmax((1.0 - a) * g + a * freq))
+            cert = certify_mixed(counts0, counts, float(a), sigma, alpha, mixed_pred=mixed_pred)
+            rows.append({
+                "index": index, "label": label, "alpha": float(a), "prediction": cert.prediction,
+                "correct": int(cert.prediction == label), "radius_rs": cert.radius_rs,
+                "radius_lipschitz": cert.radius_lipschitz, "p_y_lower": cert.p_y_lower,
+                "p_other_upper": cert.p_other_upper, "mixed_clean_prediction": mixed_pred,
+                "standard_prediction": int(np.argmax(g)), "samples": int(r["samples"]),
+                "seconds": float(r["seconds"]),
+            })
+    return rows
+
+
+def certified_accuracy(
+    predictions: np.ndarray, labels: np.ndarray, radii: np.ndarray, radius: float
+) -> float:
+    """Fraction of points certified correct at ``radius``: prediction == label (not ABSTAIN) and
+    certified radius ≥ ``radius`` (Cohen et al.'s definition; at radius 0 every correct, non-abstained
+    point counts)."""
+    predictions = np.asarray(predictions)
+    ok = (predictions != ABSTAIN) & (predictions == np.asarray(labels)) & (np.asarray(radii) >= radius)
+    return float(ok.mean()) if ok.size else float("nan")
+
+
+SHARD_SETTINGS = ("classifier_sha256", "data_sha256", "sigma", "n0", "n", "alpha", "seed", "stream")
+"""Sidecar keys that every shard of one certification run must share."""
+
+
+def load_shard_rows(paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of finished shard records (checked against their sidecars), concatenated, and the settings
+    the shards share (:data:`SHARD_SETTINGS`); ``ArtifactError`` if two shards were made differently."""
+    from ..io import ArtifactError, read_records
+
+    rows: list[dict[str, Any]] = []
+    settings: dict[str, Any] | None = None
+    for path in paths:
+        frame, meta = read_records(path)
+        mine = {k: meta.get(k) for k in SHARD_SETTINGS}
+        if settings is not None and mine != settings:
+            diff = sorted(k for k in SHARD_SETTINGS if mine[k] != settings[k])
+            raise ArtifactError(f"{path}: made with other settings than {paths[0]} ({', '.join(diff)})")
+        settings = mine
+        rows.extend(frame.astype({"counts": str}).to_dict("records"))
+    return rows, settings or {}
+
+
+def _l2(radius: float) -> Any:
+    from ..attacks.pgd import Threat
+
+    return Threat("L2", float(radius), None)
+
+
+def mixed_id(alpha_mix: float, smoothed: str) -> str:
+    """Summary id of the mixed classifier of the standard model and the smoothed model ``smoothed``:
+    ``mix-prob-<a>-<smoothed>`` (a printed as in the config), e.g. ``mix-prob-0.8-gauss_aug-0.25``."""
+    return f"mix-prob-{alpha_mix:g}-{smoothed}"
+
+
+def rs_summary_rows(dataset: str, classifier: str, records: Sequence[Mapping[str, Any]],
+                    radii: Sequence[float]) -> list[dict[str, Any]]:
+    """``certify-rs`` rows: certified_accuracy at each radius (norm L2, eps = radius), abstain_rate and
+    mean_samples (eps 0)."""
+    from ..evaluate import summary_row
+
+    pred = np.array([r["prediction"] for r in records])
+    label = np.array([r["label"] for r in records])
+    radius = np.array([r["radius"] for r in records], dtype=np.float64)
+    n = len(records)
+    rows = [summary_row(dataset, classifier, "certify-rs", _l2(r), "certified_accuracy",
+                        certified_accuracy(pred, label, radius, r), n) for r in radii]
+    rows.append(summary_row(dataset, classifier, "certify-rs", _l2(0.0), "abstain_rate",
+                            float(np.mean(pred == ABSTAIN)) if n else float("nan"), n))
+    rows.append(summary_row(dataset, classifier, "certify-rs", _l2(0.0), "mean_samples",
+                            float(np.mean([r["samples"] for r in records])) if n else float("nan"), n))
+    return rows
+
+
+def mixed_summary_rows(dataset: str, smoothed: str, records: Sequence[Mapping[str, Any]],
+                       radii: Sequence[float]) -> list[dict[str, Any]]:
+    """Per mixing weight a: ``certify-mixed-rs`` and ``certify-mixed-lipschitz`` certified_accuracy at each
+    radius (norm L2), plus ``certify-mixed-rs`` clean_accuracy (the implemented mixed classifier's clean
+    prediction, a point estimate) and abstain_rate at eps 0; classifier id :func:`mixed_id`."""
+    from ..evaluate import summary_row
+
+    rows: list[dict[str, Any]] = []
+    for a in sorted({float(r["alpha"]) for r in records}):
+        sel = [r for r in records if float(r["alpha"]) == a]
+        name, n = mixed_id(a, smoothed), len(sel)
+        pred = np.array([r["prediction"] for r in sel])
+        label = np.array([r["label"] for r in sel])
+        for evaluation, column in (("certify-mixed-rs", "radius_rs"),
+                                   ("certify-mixed-lipschitz", "radius_lipschitz")):
+            radius = np.array([r[column] for r in sel], dtype=np.float64)
+            rows.extend(summary_row(dataset, name, evaluation, _l2(r), "certified_accuracy",
+                                    certified_accuracy(pred, label, radius, r), n) for r in radii)
+        clean = float(np.mean([r["mixed_clean_prediction"] == r["label"] for r in sel]))
+        rows.append(summary_row(dataset, name, "certify-mixed-rs", _l2(0.0), "clean_accuracy", clean, n))
+        rows.append(summary_row(dataset, name, "certify-mixed-rs", _l2(0.0), "abstain_rate",
+                                float(np.mean(pred == ABSTAIN)), n))
+    return rows

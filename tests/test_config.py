@@ -1,0 +1,64 @@
+"""Config validation: the default is valid; each kind of mistake stops with one line naming the key."""
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tradeoff.config import ConfigError, check_config
+
+
+@pytest.fixture
+def default(root):
+    return yaml.safe_load((root / "config.yaml").read_text())
+
+
+@pytest.fixture
+def schema(root):
+    return root / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def test_default_and_presets_are_valid(root, default, schema):
+    check_config(default, schema)
+    for preset in sorted((root / "presets").glob("*.yaml")):
+        merged = copy.deepcopy(default)
+        _merge(merged, yaml.safe_load(preset.read_text()))
+        check_config(merged, schema)
+
+
+def _merge(base, update):
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+@pytest.mark.parametrize("mutate,key,words", [
+    (lambda c: c["threat"].__setitem__("eps", -0.1), "threat.eps", "minimum"),
+    (lambda c: c["train"].__setitem__("epochs", "ten"), "train.epochs", "integer"),
+    (lambda c: c.__setitem__("dataset", "imagenet"), "dataset", "not one of"),
+    (lambda c: c["attacks"].pop("pgd"), "attacks.pgd", "missing key"),
+    (lambda c: c.pop("seed"), "seed", "missing key"),
+    (lambda c: c["train"].__setitem__("learning_rate", 0.1), "train", "learning_rate"),
+    (lambda c: c["models"]["trades"].__setitem__("init", "nope"), "models.trades.init", "not a model"),
+])
+def test_each_mistake_gives_one_line_naming_the_key(default, schema, mutate, key, words):
+    mutate(default)
+    with pytest.raises(ConfigError) as info:
+        check_config(default, schema)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"config error at {key}")
+    assert words in message
+
+
+def test_snakemake_stops_before_any_job(root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("threat: {norm: Linf, eps: -1}\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "config error at threat.eps" in proc.stdout + proc.stderr

@@ -1,0 +1,95 @@
+"""The paper presets' DAGs: `snakemake -n` with each preset (in a temp copy of the workflow) plans every
+stage — training of each base model, AutoAttack of every classifier, sharded certification, mixing, the
+mixing network and its adaptive attack, probabilistic certification, ERA — with the preset's GPU resources;
+the zoo rule appears exactly when the config names a RobustBench model (here for CIFAR-100, as the robust
+model of the mixing stage). The three dry runs run in parallel."""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+from preset_helpers import PRESETS, merge, preset_config
+from workflow_helpers import copy_workflow, parse_plan, snakemake
+
+ZOO_OVERLAY = {"zoo": {"models": {"wang2023": {"name": "Wang2023Better_WRN-28-10", "threat_model": "Linf",
+                                               "sha256": None, "features": None}}},
+               "mixing": {"robust": "wang2023"}}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Dry runs, all three at once
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dry_runs(tmp_path_factory):
+    """Text of `snakemake -n` for each preset (cifar100 with a zoo model as the robust mixing model)."""
+
+    def run(name: str) -> str:
+        work = copy_workflow(tmp_path_factory.mktemp(f"wf-{name}"))
+        args = ["--configfile", f"presets/{name}.yaml"]
+        if name == "cifar100":
+            (work / "zoo.yaml").write_text(yaml.safe_dump(ZOO_OVERLAY))
+            args.append("zoo.yaml")
+        proc = snakemake(work, "-n", *args, timeout=600)
+        return proc.stdout + proc.stderr
+
+    pool = ThreadPoolExecutor(max_workers=len(PRESETS))
+    futures = {name: pool.submit(run, name) for name in PRESETS}
+    yield futures
+    pool.shutdown(wait=True)
+
+
+def _paths(plan: dict[str, list[str]], rule: str) -> set[str]:
+    return set(plan.get(rule, []))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_plans_every_stage(root, dry_runs, name):
+    cfg = preset_config(root, name)
+    if name == "cifar100":
+        merge(cfg, copy.deepcopy(ZOO_OVERLAY))
+    text = dry_runs[name].result()
+    plan = parse_plan(text)
+    ds = cfg["dataset"]
+    assert ds == name
+    sigmas = [f"{s:g}" for s in cfg["certify"]["sigmas"]]
+    base = [*cfg["models"], *(f"gauss_aug-{s}" for s in sigmas)]
+    assert f"results/{ds}/data.pt" in _paths(plan, "prepare_data")
+    assert {f"results/{ds}/models/{m}.pt" for m in base} <= _paths(plan, "train")
+    # every base model (and zoo model) under standard AutoAttack, end to end
+    zoo = list(cfg["zoo"]["models"] or {})
+    evaluated = _paths(plan, "evaluate")
+    assert {f"results/{ds}/eval/{m}/autoattack.csv" for m in [*base, *zoo]} <= evaluated
+    # certification: every σ, in more than one resumable shard
+    shards = cfg["certify"]["shards"]
+    assert shards > 1
+    assert {f"results/{ds}/certify/gauss_aug-{s}/shards/{i}-of-{shards}.csv" for s in sigmas
+            for i in range(shards)} <= _paths(plan, "certify_shard")
+    assert {f"results/{ds}/certify/gauss_aug-{s}/rs.csv" for s in sigmas} <= _paths(plan, "certify_merge")
+    # mixing: every fixed α and mode, the mixing network, its adaptive attack, the robust model's margins
+    mix = cfg["mixing"]
+    assert {f"results/{ds}/models/mix-{m}-{a:g}.json" for m in mix["modes"] for a in mix["alphas"]} \
+        <= _paths(plan, "mix_spec")
+    assert {f"results/{ds}/eval/mix-prob-{a:g}/autoattack.csv" for a in mix["alphas"]} <= evaluated
+    assert f"results/{ds}/models/mixnet.pt" in _paths(plan, "fit_mixnet")
+    assert f"results/{ds}/eval/mixnet/adaptive.csv" in _paths(plan, "adaptive_mixnet")
+    assert f"results/{ds}/eval/{mix['robust']}/margin.csv" in _paths(plan, "robust_margins")
+    # probabilistic certification and ERA
+    prob = cfg["probabilistic"]
+    assert len([p for p in _paths(plan, "certify_prob_shard") if p.endswith(".csv")]) \
+        == len(prob["classifiers"]) * prob["shards"]
+    assert {f"results/{ds}/eval/{m}/robustness.csv" for m in cfg["era"]["models"]} <= _paths(plan, "era_robustness")
+    assert f"results/{ds}/eval/era-composite/adaptive.csv" in _paths(plan, "era_composite_evaluate")
+    assert "results/summary.csv" in _paths(plan, "summary")
+    # the zoo rule exists only when the config names zoo models
+    assert ("zoo_fetch" in plan) == bool(zoo)
+    if zoo:
+        assert {f"results/{ds}/models/{z}.json" for z in zoo} <= _paths(plan, "zoo_fetch")
+    # heavy jobs ask for the preset's GPU and threads
+    res = cfg["resources"]
+    assert res["gpu"] >= 1
+    assert f"tradeoff train --threads {res['threads']} --device auto --gpus {res['gpu']}" in text
