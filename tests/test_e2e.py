@@ -70,6 +70,30 @@ def test_changing_a_training_hyperparameter_reruns_that_model_and_its_dependants
     assert not any(o.startswith("results/digits/eval/standard/") for o in outputs)
 
 
+def _outputs(plan: dict[str, list[str]]) -> list[str]:
+    return [o for outs in plan.values() for o in outs]
+
+
+def _only(outputs: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """Outputs not explained by the change (beyond the summary, tables and figures that read everything)."""
+    common = ("results/summary.csv", "results/figures/", "results/tables/")
+    return [o for o in outputs if not o.startswith(common) and not any(a in o for a in allowed)]
+
+
+def test_changing_the_alpha_list_reruns_only_mixing(smoke_run):
+    plan = planned_outputs(smoke_run, *_override(smoke_run, "o2.yaml", "mixing:\n  alphas: [0.6]\n"))
+    outputs = _outputs(plan)
+    assert any("mix-prob-0.6" in o for o in outputs)
+    assert _only(outputs, ("mix-prob-0.6", "mix-logit-0.6", "mixing")) == []
+
+
+def test_changing_sigma_reruns_only_certification(smoke_run):
+    plan = planned_outputs(smoke_run, *_override(smoke_run, "o3.yaml", "certify:\n  sigmas: [0.5]\n"))
+    outputs = _outputs(plan)
+    assert any("gauss_aug-0.5" in o for o in outputs)
+    assert _only(outputs, ("gauss_aug-0.5", "/certify/")) == []
+
+
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(smoke_run, tmp_path):
     data = smoke_run / "results" / "digits" / "data.pt"
     common = ["train", "--no-progress", "--data", str(data), "--name", "m", "--arch", "small_cnn",
