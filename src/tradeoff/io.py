@@ -219,7 +219,7 @@ class ResumableCSV:
         lines = text.split("\n")
         if not text.endswith("\n"):
             self.dropped_partial_line = bool(lines[-1])
-        lines = [line for line in lines[:-1]]  # drop the (possibly empty or cut) remainder
+        lines = lines[:-1]  # drop the (possibly empty or cut) remainder
         if not lines or next(csv.reader([lines[0]])) != self.columns:
             self.rows = []
             self._rewrite()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -230,19 +230,25 @@ def run_sequential(draw: Callable[[int], int], test: GroupSequentialRule) -> tup
     Samples up to each planned look in turn and stops at the first decision.  Returns
     (outcome, samples_used); the guarantee is that of ``test``.
     """
+    for n, k in _cumulative(draw, test.looks):
+        outcome = test.decide(k, n)
+        if outcome is not None:
+            return outcome, n
+    raise AssertionError("unreachable: the last look always decides")
+
+
+def _cumulative(draw: Callable[[int], int], looks: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Yield (n, cumulative successes) at each look, drawing only the samples new since the last one."""
     k = 0
     n = 0
-    for look in test.looks:
+    for look in looks:
         m = look - n
         s = int(draw(m))
         if not 0 <= s <= m:
             raise ValueError(f"draw({m}) returned {s} successes")
         k += s
         n = look
-        outcome = test.decide(k, n)
-        if outcome is not None:
-            return outcome, n
-    raise AssertionError("unreachable: the last look always decides")
+        yield n, k
 
 
 def run_sequential_many(draw: Callable[[int], int], tests: Sequence[GroupSequentialRule]) -> dict[int, int]:
@@ -264,15 +270,7 @@ def run_sequential_many(draw: Callable[[int], int], tests: Sequence[GroupSequent
     looks = sorted({n for t in tests for n in t.looks})
     pending = list(tests)
     counts: dict[int, int] = {}
-    k = 0
-    n = 0
-    for look in looks:
-        m = look - n
-        s = int(draw(m))
-        if not 0 <= s <= m:
-            raise ValueError(f"draw({m}) returned {s} successes")
-        k += s
-        n = look
+    for n, k in _cumulative(draw, looks):
         counts[n] = k
         pending = [t for t in pending if not (n in t.looks and t.decide(k, n) is not None)]
         if not pending:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import register
-from .style import new_figure, save
+from .style import new_figure, save, threat_label
 
 
 def accuracy_table(summary: pd.DataFrame, dataset: str, evaluation: str) -> pd.Series:
@@ -23,8 +23,6 @@ def base_tradeoff(summary_path: str, out: str, dataset: str, classifiers: list[s
     summary = pd.read_csv(summary_path)
     clean = accuracy_table(summary, dataset, "clean")
     robust = accuracy_table(summary, dataset, "autoattack")
-    eps = summary[(summary.dataset == dataset) & (summary.evaluation == "autoattack")]["eps"]
-    norm = summary[(summary.dataset == dataset) & (summary.evaluation == "autoattack")]["norm"]
     fig, ax = new_figure()
     for name in classifiers:
         if name in clean and name in robust:
@@ -32,7 +30,7 @@ def base_tradeoff(summary_path: str, out: str, dataset: str, classifiers: list[s
             ax.annotate(name, (100 * clean[name], 100 * robust[name]), textcoords="offset points",
                         xytext=(5, 5), fontsize=9)
     ax.set_xlabel("clean accuracy (%)")
-    label = f"{norm.iloc[0]} ε={eps.iloc[0]:g}" if len(eps) else ""
+    label = threat_label(summary, dataset, ("autoattack",))
     ax.set_ylabel(f"AutoAttack accuracy (%) {label}")
     ax.set_title(f"{dataset}: base models")
     ax.grid(alpha=0.3)

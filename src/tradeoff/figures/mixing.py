@@ -10,7 +10,7 @@ import pandas as pd
 from ..io import read_records
 from . import register
 from .base import accuracy_table
-from .style import new_figure, save
+from .style import new_figure, save, threat_label
 
 
 @register("mixing-tradeoff")
@@ -47,8 +47,7 @@ def mixing_tradeoff(summary_path: str, out: str, dataset: str, alphas: list[floa
             ax.scatter(cx, ay, marker="D", s=150, facecolor="none", edgecolor="tab:green",
                        label=f"{mixnet} (adaptive, worst case)", zorder=5)
             ax.annotate("", (cx, ay), (cx, ry), arrowprops={"arrowstyle": "->", "color": "tab:green"})
-    rows = summary[(summary.dataset == dataset) & (summary.evaluation == "autoattack")]
-    label = f"{rows.norm.iloc[0]} ε={rows.eps.iloc[0]:g}" if len(rows) else ""
+    label = threat_label(summary, dataset, ("autoattack",))
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel(f"AutoAttack accuracy (%) {label}")
     ax.set_title(f"{dataset}: mixing {accurate} with {robust}")

@@ -25,3 +25,9 @@ def save(fig: plt.Figure, out: str | Path) -> None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
     plt.close(fig)
+
+
+def threat_label(summary, dataset: str, evaluations: tuple[str, ...]) -> str:
+    """"Linf ε=0.3" for the first summary row of ``dataset`` under one of ``evaluations`` ("" if none)."""
+    rows = summary[(summary.dataset == dataset) & summary.evaluation.isin(evaluations)]
+    return f"{rows.norm.iloc[0]} ε={rows.eps.iloc[0]:g}" if len(rows) else ""

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..io import write_text
 from . import register
-from .style import new_figure, save
+from .style import new_figure, save, threat_label
 
 EMPIRICAL = ("autoattack", "adaptive")
 
@@ -86,8 +86,8 @@ def unified(summary_path: str, out: str, dataset: str, table_out: str | None = N
     front = table[table.pareto].sort_values("clean")
     ax.step(100 * front.clean, 100 * front.robust, where="post", color="k", lw=1, ls="--", alpha=0.6,
             label="Pareto front")
-    threat = summary[(summary.dataset == dataset) & summary.evaluation.isin(EMPIRICAL)]
-    label = f" ({threat.norm.iloc[0]}, ε={threat.eps.iloc[0]:g})" if len(threat) else ""
+    threat = threat_label(summary, dataset, EMPIRICAL)
+    label = f" ({threat})" if threat else ""
     ax.set_xlabel("clean accuracy (%)")
     ax.set_ylabel(f"worst-case empirical accuracy (%){label}")
     ax.set_title(f"{dataset}: every method, same test set, same attacks")
