@@ -21,6 +21,7 @@ from tradeoff.certify import (
     Smooth,
     certify_from_counts,
     count_classes,
+    mixed_rs_radius,
     point_generator,
     predict_from_counts,
 )
@@ -214,7 +215,12 @@ def test_min_samples_for_mixed_radius_closed_form() -> None:
     for alpha in (0.001, 0.05):
         for a in (0.55, 0.7, 1.0):
             n = min_samples_for_mixed_radius(alpha, a)
-            # brute force: a perfect run of n draws has p_y_lower = (alpha/2)^(1/n) > 1/(2a)
+            # brute force with scipy's exact bound and Theorem 2's radius: positive from n draws on, not before
+            def radius(m: int, a: float = a, alpha: float = alpha) -> float:
+                q = float(stats.beta.ppf(alpha / 2, m, 1))
+                return float(mixed_rs_radius(q, 1.0 - q, a, 1.0))
+
+            assert radius(n) > 0.0 and radius(n - 1) == 0.0
             assert cp_lower(n, n, alpha / 2) > 1 / (2 * a) >= cp_lower(n - 1, n - 1, alpha / 2)
     assert min_samples_for_mixed_radius(0.001, 0.5) is None
 

@@ -62,3 +62,16 @@ def test_snakemake_stops_before_any_job(root, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "config error at threat.eps" in proc.stdout + proc.stderr
+
+
+def test_config_check_loads_neither_torch_nor_scipy(root):
+    # Snakemake validates the config on every invocation (a dry run included): it must stay fast
+    code = (
+        "import sys, yaml\n"
+        "from tradeoff.config import check_config\n"
+        f"check_config(yaml.safe_load(open({str(root / 'config.yaml')!r})), "
+        f"{str(root / 'workflow' / 'schemas' / 'config.schema.yaml')!r})\n"
+        "heavy = sorted(m for m in ('torch', 'scipy', 'pandas') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

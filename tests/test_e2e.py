@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -120,6 +122,39 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(smoke_run, tmp
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
     assert a["sha256"] == b["sha256"]  # bit-identical weights
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_killed_certification_shard_resumes_under_snakemake(smoke_run, tmp_path):
+    # Snakemake is killed (SIGKILL, its whole process group) in the middle of a certification shard; after
+    # `--unlock` the rerun resumes from the shard's progress file and gives the records of a fresh run.
+    work = copy_workflow(tmp_path / "w")
+    shutil.copytree(smoke_run / "results", work / "results")
+    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
+    args = _override(work, "slow.yaml", "certify:\n  n: 20000\n  shards: 1\n")  # ≈ 1–2 s per point
+    shard = "results/digits/certify/gauss_aug-0.25/shards/0-of-1.csv"
+    partial = work / (shard + ".partial")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", shard, *args]  # target first: --configfile takes many
+    proc = subprocess.Popen(cmd, cwd=work, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if partial.exists() and len(partial.read_text().splitlines()) >= 3:  # header + two points
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "Snakemake ended before the shard had progress to resume"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert partial.exists() and not (work / shard).exists(), "Snakemake must be killed mid-shard"
+    snakemake(work, *args, "--unlock")
+    snakemake(work, shard, *args)
+    log = (work / "logs/digits/certify/gauss_aug-0.25/shard-0-of-1.log").read_text()
+    resumed = re.search(r"resuming: (\d+) of 8 points", log)
+    assert resumed and 2 <= int(resumed.group(1)) < 8, log[-2000:]
+    first = pd.read_csv(work / shard)
+    snakemake(work, shard, "--forcerun", "certify_shard", *args)  # from scratch: no progress file is left
+    assert "resuming" not in (work / "logs/digits/certify/gauss_aug-0.25/shard-0-of-1.log").read_text()
+    fresh = pd.read_csv(work / shard)
+    assert first.drop(columns="seconds").equals(fresh.drop(columns="seconds"))
 
 
 def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):

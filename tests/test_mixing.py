@@ -10,14 +10,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tradeoff import mixing
+from tradeoff.attacks.pgd import Threat, dlr_targeted_loss
 from tradeoff.cli import main
 from tradeoff.io import read_records
 from tradeoff.mixing import (
+    CompositeLoss,
+    FitAttack,
     MixedClassifier,
     MixingNetwork,
+    MixOutput,
     NetworkOptions,
     adaptive_attack,
+    attack_targets,
+    fit_adversaries,
+    fit_objective,
     mix_outputs,
+    randomized_adversary,
 )
 from tradeoff.models import SmallCNN
 
@@ -128,6 +137,163 @@ def test_bce_term_of_the_adaptive_objective_drives_alpha_down():
 
 
 # ----------------------------------------------------------------------------------------------------------
+# The fitting adversary: untargeted + targeted (APGD-T-like) randomized runs, and the composite loss
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_targeted_dlr_loss_matches_a_hand_computation_and_needs_four_classes():
+    logits = torch.tensor([[3.0, 1.0, 0.0, -1.0, 2.0], [0.0, 5.0, 1.0, 1.0, -2.0]])
+    y, t = torch.tensor([0, 2]), torch.tensor([4, 0])
+    # row 0: sorted 3, 2, 1, 0, −1 → −(3 − 2)/(3 − (1 + 0)/2) = −1/2.5
+    # row 1: sorted 5, 1, 1, 0, −2 → −(1 − 0)/(5 − (1 + 0)/2) = −1/4.5
+    expected = torch.tensor([-1 / 2.5, -1 / 4.5])
+    assert torch.allclose(dlr_targeted_loss(logits, y, t), expected)
+    assert torch.allclose(dlr_targeted_loss(3 * logits - 7, y, t), expected, atol=1e-6)  # shift/scale invariant
+    with pytest.raises(ValueError, match="at least 4 classes"):
+        dlr_targeted_loss(logits[:, :3], torch.tensor([0, 1]), torch.tensor([1, 2]))
+
+
+def test_fit_attack_refuses_a_negative_number_of_targets():
+    assert FitAttack(targets=3).targets == 3
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="targets"):
+            FitAttack(targets=bad)
+
+
+def test_attack_targets_are_the_next_most_likely_classes_never_the_label():
+    model = _composite().eval()
+    x = X[:16]
+    with torch.no_grad():
+        order = model(x).argsort(1, descending=True)
+    y = order[:, 0].clone()
+    y[8:] = order[8:, 2]  # half the points misclassified: their label is the 3rd most likely class
+    t = attack_targets(model, x, y, 4)
+    assert t.shape == (16, 4)
+    assert (t != y[:, None]).all()
+    assert torch.equal(t[:8], order[:8, 1:5])  # correct points: the 2nd..5th classes, as APGD-T
+    assert torch.equal(t[8:], order[8:][:, [0, 1, 3, 4]])  # wrong points: the label skipped
+    with pytest.raises(ValueError, match="classes"):
+        attack_targets(model, x, y, 10)
+
+
+@pytest.mark.parametrize("norm,eps", [("Linf", 0.3), ("L2", 1.5)])
+def test_targeted_runs_never_target_the_label_and_stay_in_their_own_budgets(monkeypatch, norm, eps):
+    model = _composite().eval()
+    x = X[:12]
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    y[::3] = (y[::3] + 1) % 10  # some points misclassified
+    threat = Threat(norm, eps)
+    runs, targets = [], []
+    real_pgd, real_objective = mixing.pgd, mixing.targeted_adaptive_objective
+
+    def recording_pgd(objective, x0, thr, **kw):
+        out = real_pgd(objective, x0, thr, **kw)
+        runs.append((kw["eps"], out))
+        return out
+
+    def recording_objective(m, yy, target, w):
+        targets.append(target.clone())
+        return real_objective(m, yy, target, w)
+
+    monkeypatch.setattr(mixing, "pgd", recording_pgd)
+    monkeypatch.setattr(mixing, "targeted_adaptive_objective", recording_objective)
+    cfg = FitAttack(steps=3, targets=3)
+    torch.manual_seed(0)
+    groups = fit_adversaries(model, x, y, threat, cfg)
+    assert len(groups) == len(runs) == 4 and len(targets) == 3
+    for (e, out), group in zip(runs, groups, strict=True):
+        assert out is group and group.shape == x.shape
+        assert ((e >= cfg.eps_lo * eps - 1e-6) & (e <= cfg.eps_hi * eps + 1e-6)).all()
+        d = (group - x).flatten(1)
+        size = d.abs().max(1).values if norm == "Linf" else d.norm(dim=1)
+        assert (size <= e * (1 + 1e-5) + 1e-6).all()
+        assert group.min() >= 0.0 and group.max() <= 1.0
+    assert not torch.equal(runs[1][0], runs[2][0])  # each run draws its own budgets
+    for t in targets:
+        assert (t != y).all()
+    assert all(not torch.equal(targets[0], t) for t in targets[1:])
+    # targets = 0: exactly the random numbers (and points) of the untargeted adversary alone
+    monkeypatch.undo()
+    torch.manual_seed(5)
+    (only,) = fit_adversaries(model, x, y, threat, FitAttack(steps=3))
+    torch.manual_seed(5)
+    assert torch.equal(only, randomized_adversary(model, x, y, threat, FitAttack(steps=3)))
+
+
+def _mix_output(n: int, seed: int = 0) -> MixOutput:
+    gen = torch.Generator().manual_seed(seed)
+    out = F.log_softmax(torch.randn(n, 10, generator=gen), dim=1)
+    gamma = torch.randn(n, generator=gen)
+    return MixOutput(out, torch.sigmoid(gamma), gamma)
+
+
+def test_composite_loss_with_one_adversarial_group_is_the_old_formula_and_groups_are_averaged_apart():
+    loss = CompositeLoss(c_bce=1.3, c_ce=0.5, c_prod=0.1, scale_clean=2.0, scale_adv=0.7)
+    n = 24
+    res = _mix_output(2 * n)
+    y = torch.arange(2 * n) % 10
+    s = torch.cat([torch.zeros(n), torch.ones(n)])
+    # the formula before targeted groups: the mean over all 2n points of scale·ℓ
+    bce = F.binary_cross_entropy_with_logits(res.gamma, s, reduction="none")
+    ce = F.nll_loss(res.out, y, reduction="none")
+    per_sample = 1.3 * bce + 0.5 * ce + 0.1 * bce * ce
+    old = (torch.where(s > 0.5, torch.full_like(s, 0.7), torch.full_like(s, 2.0)) * per_sample).mean()
+    assert torch.equal(loss(res, y, s, "prob"), old)
+    # three adversarial groups: ½·(scale_clean·mean_clean + scale_adv·mean_adv), the clean term undiluted
+    res4 = _mix_output(4 * n, seed=1)
+    y4, s4 = torch.arange(4 * n) % 10, torch.cat([torch.zeros(n), torch.ones(3 * n)])
+    bce = F.binary_cross_entropy_with_logits(res4.gamma, s4, reduction="none")
+    ce = F.nll_loss(res4.out, y4, reduction="none")
+    ell = 1.3 * bce + 0.5 * ce + 0.1 * bce * ce
+    expected = 0.5 * (2.0 * ell[:n].mean() + 0.7 * ell[n:].mean())
+    assert torch.allclose(loss(res4, y4, s4, "prob"), expected, rtol=1e-6)
+
+
+def test_fit_objective_with_targets_forwards_every_group_at_once_and_trains_only_the_network():
+    model = _composite().train()
+    n = 8
+    x, y = X[:n], torch.arange(n) % 10
+    seen = []
+    model.net.bn_gamma.register_forward_hook(lambda mod, inp, out: seen.append((mod.training, inp[0].shape[0])))
+    objective = fit_objective(Threat("Linf", 0.3), FitAttack(steps=2, targets=2), CompositeLoss())
+    torch.manual_seed(0)
+    total, metrics = objective(model, x, y)
+    assert model.training
+    assert [b for training, b in seen if training] == [4 * n]  # one train-mode forward over clean + 3 groups
+    assert all(b == n for training, b in seen if not training)  # the attacks and the target ranking
+    assert set(metrics) == {"loss", "alpha_clean", "alpha_adv", "acc_clean", "acc_adv"}
+    assert torch.isfinite(total) and metrics["loss"] == pytest.approx(total.item())
+    total.backward()
+    for name, p in model.net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert any(p.grad.abs().sum() > 0 for p in model.net.parameters())
+    assert all(p.grad is None for p in list(model.g.parameters()) + list(model.h.parameters()))
+
+
+def test_a_targeted_run_raises_the_target_over_the_label():
+    model = _composite().eval()
+    x = X[:16]
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    t = attack_targets(model, x, y, 1)[:, 0]
+    cfg = FitAttack(steps=10, eps_lo=1.0, eps_hi=1.0, w_max=0.0, momentum_max=0.0, step_factor=2.5)
+    torch.manual_seed(0)
+    x_adv = randomized_adversary(model, x, y, Threat("Linf", 0.3), cfg, target=t)
+
+    def margin(z: torch.Tensor) -> torch.Tensor:  # log p_t − log p_y of the mixture
+        with torch.no_grad():
+            out = model(z)
+        return out.gather(1, t[:, None]).squeeze(1) - out.gather(1, y[:, None]).squeeze(1)
+
+    before, after = margin(x), margin(x_adv)
+    assert (after > before).float().mean() >= 0.9
+    assert after.mean() > before.mean()
+    with torch.no_grad():
+        assert (model(x_adv).argmax(1) == t).float().mean() >= 0.5  # mostly reaches the target class
+
+
+# ----------------------------------------------------------------------------------------------------------
 # End to end through the command line: tiny base models, fitted mixing network, AutoAttack + adaptive
 # ----------------------------------------------------------------------------------------------------------
 
@@ -152,7 +318,7 @@ def pipeline(tmp_path_factory) -> Path:
              "--threat", THREAT, "--train-params", train, "--checkpoint", str(d / f"ck-{name}.pt"),
              "--out", str(d / f"{name}.json"))
     fit = {"epochs": 2, "batch_size": 40, "lr": 0.003, "weight_decay": 0.0, "grad_clip": 10.0,
-           "loss": {"c_bce": 1.0, "c_ce": 0.5, "c_prod": 0.1}, "attack": {"steps": 3}}
+           "loss": {"c_bce": 1.0, "c_ce": 0.5, "c_prod": 0.1}, "attack": {"steps": 3, "targets": 1}}
     _run("fit-mixnet", *RT, "--data", data, "--accurate", str(d / "standard.json"), "--robust",
          str(d / "pgd_at.json"), "--threat", THREAT, "--network", json.dumps({"width": 8}), "--fit",
          json.dumps(fit), "--checkpoint", str(d / "ck-mixnet.pt"), "--out", str(d / "mixnet.json"))
@@ -170,6 +336,11 @@ def _adaptive(d: Path, out: str) -> None:
     _run("adaptive-eval", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "mixnet.json"),
          "--name", "mixnet", "--autoattack", str(d / "aa.csv"), "--threat", THREAT, "--params",
          json.dumps(ADAPTIVE), "--batch-size", "25", "--out", str(d / out))
+
+
+def test_fitted_spec_records_the_targeted_fitting_adversary(pipeline):
+    spec = json.loads((pipeline / "mixnet.json").read_text())
+    assert spec["config"]["attack"]["targets"] == 1  # the CLI passes mixing.fit.attack.targets to FitAttack
 
 
 def test_adaptive_evaluation_is_at_least_as_strong_as_autoattack(pipeline):
@@ -253,3 +424,20 @@ def test_margin_record_and_figures(pipeline):
     _run("figure", "mixing-alpha", "--out", str(d / "alpha.png"), "--args",
          json.dumps({"records": str(d / "adaptive.csv")}))
     assert (d / "margin.png").stat().st_size > 0 and (d / "alpha.pdf").stat().st_size > 0
+
+
+def test_clean_records_read_off_an_attack_equal_a_separate_clean_run(pipeline):
+    # the workflow's evaluate_with_clean rule writes clean.csv from the PGD job: it must be the clean run
+    d, common = pipeline, ["--data", str(pipeline / "data.pt"), "--classifier", str(pipeline / "mixnet.json"),
+                           "--name", "mixnet", "--threat", THREAT]
+    pgd = json.dumps({"steps": 3, "step_rel": 0.5, "restarts": 1, "loss": "ce"})
+    _run("evaluate", *RT, *common, "--attack", "pgd", "--params", pgd, "--out", str(d / "pgd.csv"),
+         "--clean-out", str(d / "clean-from-pgd.csv"))
+    _run("evaluate", *RT, *common, "--attack", "clean", "--out", str(d / "clean.csv"))
+    shared, meta_shared = read_records(d / "clean-from-pgd.csv")
+    alone, meta_alone = read_records(d / "clean.csv")
+    assert shared.equals(alone)
+    assert meta_shared["summary_rows"] == meta_alone["summary_rows"]
+    assert meta_shared["config"] == meta_alone["config"]
+    attacked, _ = read_records(d / "pgd.csv")
+    assert (attacked["correct"] <= shared["correct"]).all()  # an attack never fixes a clean error

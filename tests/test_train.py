@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from tradeoff.attacks.pgd import Threat
 from tradeoff.io import ArtifactError
@@ -25,10 +26,11 @@ def make_model():
     return build_model("small_cnn", "digits", 10, (1, 8, 8), {"width": 4})
 
 
-@pytest.mark.parametrize("objective", ["standard", "pgd_at", "trades"])
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, objective):
+@pytest.mark.parametrize("objective,augment", [("standard", "none"), ("pgd_at", "none"), ("trades", "none"),
+                                               ("pgd_at", "crop_flip")])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, objective, augment):
     x, y = toy_data()
-    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, seed=5)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.01, seed=5, augment=augment)
     obj = build_objective(objective, {"steps": 2}, Threat("Linf", 0.1))
     full = make_model()
     train(full, obj, x, y, cfg, tmp_path / "a.pt", "run", DEVICE, progress=False)
@@ -40,6 +42,31 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, objective):
     assert [r["epoch"] for r in h2] == [0, 1, 2]
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_augmentation_changes_the_batches_and_checks_its_inputs(tmp_path):
+    x, y = toy_data(32)
+    seen = {}
+
+    def spy(name):
+        def objective(model, xb, yb):
+            seen.setdefault(name, []).append(xb.clone())
+            return F.cross_entropy(model(xb), yb), {}
+        return objective
+
+    for augment in ("none", "crop_flip"):
+        cfg = TrainConfig(epochs=1, batch_size=32, seed=2, augment=augment)
+        train(make_model(), spy(augment), x, y, cfg, tmp_path / f"{augment}.pt", augment, DEVICE, progress=False)
+    plain, augmented = seen["none"][0], seen["crop_flip"][0]
+    assert plain.shape == augmented.shape and not torch.equal(plain, augmented)
+    assert set(plain.flatten().tolist()) >= set(augmented.flatten().tolist()) - {0.0}  # pixels moved, not changed
+    with pytest.raises(ValueError, match="image inputs"):
+        train(nn.Linear(2, 2), spy("points"), torch.rand(8, 2), torch.zeros(8, dtype=torch.long),
+              TrainConfig(augment="crop_flip"), tmp_path / "never.pt", "points", DEVICE, progress=False)
+    with pytest.raises(ValueError, match="none, crop_flip"):
+        train(make_model(), spy("bad"), x, y, TrainConfig(augment="flip"), tmp_path / "never.pt", "bad", DEVICE,
+              progress=False)
+    assert "points" not in seen and "bad" not in seen and not (tmp_path / "never.pt").exists()
 
 
 def test_checkpoint_of_another_run_is_ignored(tmp_path):

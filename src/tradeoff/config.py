@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 CHECKS: list[Callable[[Mapping[str, Any]], None]] = []
-CHECK_MODULES: list[str] = ["tradeoff.certify.checks", "tradeoff.certify.prob_records",
+CHECK_MODULES: list[str] = ["tradeoff.certify.checks", "tradeoff.certify.prob_settings",
                             "tradeoff.zoo_checks"]
 """Modules whose import registers stage checks (imported by :func:`check_config`)."""
 

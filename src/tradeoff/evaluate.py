@@ -96,6 +96,20 @@ def run_attack(
     raise ValueError(f"unknown attack '{attack}' (clean, pgd, autoattack)")
 
 
+def clean_records(records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The clean evaluation's records, read off an attack's records (which carry the clean predictions).
+
+    Guarantee: equal to the records of ``run_attack(..., attack="clean")`` on the same model and points,
+    without a second pass over the data.
+    """
+    return [
+        {"index": int(r["index"]), "label": int(r["label"]), "clean_prediction": int(r["clean_prediction"]),
+         "prediction": int(r["clean_prediction"]), "correct": int(r["clean_prediction"] == r["label"]),
+         "perturbation": 0.0}
+        for r in records
+    ]
+
+
 def accuracy_rows(dataset: str, classifier: str, evaluation: str, threat: Threat | None,
                   records: list[Mapping[str, Any]], metric: str = "accuracy",
                   column: str = "correct") -> list[dict[str, Any]]:

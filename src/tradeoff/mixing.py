@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks.pgd import LOSSES, Threat, pgd
+from .attacks.pgd import LOSSES, Threat, dlr_targeted_loss, pgd
 from .classifiers import load_classifier, register_kind
 from .io import ArtifactError, load_torch
 from .models import _WideBlock
@@ -240,11 +240,28 @@ def adaptive_objective(model: MixedClassifier, y: torch.Tensor, w: float | torch
     return objective
 
 
+def targeted_adaptive_objective(model: MixedClassifier, y: torch.Tensor, target: torch.Tensor,
+                                w: float | torch.Tensor):
+    """``z ↦ (1−w)·DLR_t(h_α(z), y, target) + w·BCE(γ(z), 1)`` per sample: the targeted DLR loss of APGD-T
+    (:func:`~tradeoff.attacks.pgd.dlr_targeted_loss`) pushes the mixture towards class ``target``, the BCE
+    term lowers α as in :func:`adaptive_objective`."""
+    if model.net is None:
+        raise ValueError("the adaptive objective needs a mixing network")
+
+    def objective(z: torch.Tensor) -> torch.Tensor:
+        res = model.forward_all(z)
+        return (1 - w) * dlr_targeted_loss(res.out, y, target) + w * F.softplus(-res.gamma)
+
+    return objective
+
+
 @dataclass
 class FitAttack:
     """Randomized training adversary of §2.2 (scaled to small data): per-sample ε' = ε·U(eps_lo, eps_hi),
-    w ~ U(0, w_max), momentum ~ U(0, momentum_max), step = step_factor·ε'/steps; per batch
-    steps = max(1, round(χ²(steps)))."""
+    w ~ U(0, w_max), momentum ~ U(0, momentum_max), step = step_factor·ε'/steps; per run
+    steps = max(1, round(χ²(steps))). Per batch one untargeted run (CE) and ``targets`` targeted runs
+    (targeted DLR towards the composite's 2nd, 3rd, … most likely classes, as AutoAttack's APGD-T), each
+    with its own draw of the randomization."""
 
     steps: int = 10
     eps_lo: float = 0.4
@@ -252,11 +269,19 @@ class FitAttack:
     w_max: float = 0.4
     momentum_max: float = 0.9
     step_factor: float = 5.0
+    targets: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, bool) or int(self.targets) != self.targets or self.targets < 0:
+            raise ValueError(f"targets must be a non-negative integer, got {self.targets!r}")
+        self.targets = int(self.targets)
 
 
 def randomized_adversary(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat,
-                         cfg: FitAttack) -> torch.Tensor:
-    """Adversarial inputs against the whole composite (mixing network included) for fitting it.
+                         cfg: FitAttack, target: torch.Tensor | None = None) -> torch.Tensor:
+    """Adversarial inputs against the whole composite (mixing network included) for fitting it: one
+    randomized run maximizing ``(1−w)·CE + w·BCE(γ, 1)``, or with ``target`` (class per sample)
+    ``(1−w)·DLR_t + w·BCE(γ, 1)`` towards that class.
 
     Randomness comes from torch's global generator (seeded per epoch by the training loop). Guarantee:
     each returned point lies within its own budget ``ε'_i`` of ``x_i`` and inside the input bounds.
@@ -267,13 +292,53 @@ def randomized_adversary(model: MixedClassifier, x: torch.Tensor, y: torch.Tenso
     momentum = cfg.momentum_max * torch.rand(n, device=dev)
     steps = max(1, round(float(torch.distributions.Chi2(float(cfg.steps)).sample())))
     step = cfg.step_factor * eps / steps
-    return pgd(adaptive_objective(model, y, w), x, threat, steps=steps, step_size=step, eps=eps,
-               momentum=momentum)
+    objective = (adaptive_objective(model, y, w) if target is None
+                 else targeted_adaptive_objective(model, y, target, w))
+    return pgd(objective, x, threat, steps=steps, step_size=step, eps=eps, momentum=momentum)
+
+
+@torch.no_grad()
+def attack_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` most likely classes other than the label under ``model(x)`` (one forward), shape [B, k].
+
+    Column ``j`` is the (j+2)-th most likely class when ``x`` is classified correctly (APGD-T's targets);
+    when the top class is wrong the label is skipped, so a target never equals ``y``.
+    """
+    out = model(x)
+    n, c = out.shape
+    if not 0 <= k <= c - 1:
+        raise ValueError(f"{k} targets need at least {k + 1} classes, the model has {c}")
+    order = out.argsort(dim=1, descending=True)
+    others = order[order != y[:, None]].view(n, c - 1)  # each row holds y exactly once
+    return others[:, :k]
+
+
+def fit_adversaries(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat,
+                    cfg: FitAttack) -> list[torch.Tensor]:
+    """The adversarial groups of one fitting batch: the untargeted randomized run, then ``cfg.targets``
+    targeted runs, run ``j`` towards column ``j`` of :func:`attack_targets` (ranked on the clean ``x``).
+
+    Call it with the composite in eval mode (:func:`fit_objective` does). Each group has ``x``'s shape and
+    lies within its points' own budgets ``ε'`` and the input bounds. With ``targets = 0`` it draws exactly
+    the random numbers of :func:`randomized_adversary` alone.
+    """
+    groups = [randomized_adversary(model, x, y, threat, cfg)]
+    if cfg.targets > 0:
+        targets = attack_targets(model, x, y, cfg.targets)
+        groups += [randomized_adversary(model, x, y, threat, cfg, target=targets[:, j])
+                   for j in range(cfg.targets)]
+    return groups
 
 
 @dataclass
 class CompositeLoss:
-    """``c_bce·BCE(γ, s) + c_ce·CE + c_prod·BCE·CE`` per sample (§2.3), scaled per group and averaged."""
+    """``ℓ = c_bce·BCE(γ, s) + c_ce·CE + c_prod·BCE·CE`` per sample (§2.3), averaged per group:
+
+    ``loss = ½·(scale_clean·mean_{s=0} ℓ + scale_adv·mean_{s=1} ℓ)``
+
+    (an empty group contributes 0). The clean term keeps its weight however many adversarial points a
+    batch has; with as many adversarial as clean points it is the mean of ``scale·ℓ`` over the whole batch.
+    """
 
     c_bce: float = 1.0
     c_ce: float = 0.5
@@ -285,27 +350,37 @@ class CompositeLoss:
         bce = F.binary_cross_entropy_with_logits(res.gamma, s, reduction="none")
         ce = class_loss(res.out, y, mode)
         per_sample = self.c_bce * bce + self.c_ce * ce + self.c_prod * bce * ce
-        scale = torch.where(s > 0.5, torch.full_like(s, self.scale_adv), torch.full_like(s, self.scale_clean))
+        adv = s > 0.5
+        total = s.numel()
+        n_adv = int(adv.sum())
+        n_clean = total - n_adv
+        # Weight scale_g·N/(2·n_g) per point of group g, then the mean over all N points. The factor
+        # N/(2·n_g) is exactly 1.0 for equal groups: then this is bit for bit the mean of scale·ℓ.
+        w_adv = self.scale_adv * (total / (2 * max(n_adv, 1)))
+        w_clean = self.scale_clean * (total / (2 * max(n_clean, 1)))
+        scale = torch.where(adv, torch.full_like(s, w_adv), torch.full_like(s, w_clean))
         return (scale * per_sample).mean()
 
 
 def fit_objective(threat: Threat, attack: FitAttack, loss: CompositeLoss):
-    """Objective for the training loop: clean batch (s = 0) + randomized adaptive adversarial batch (s = 1),
-    both in one forward pass so that the batch statistics of the γ normalization see both groups."""
+    """Objective for the training loop: clean batch (s = 0) + the adversarial groups of
+    :func:`fit_adversaries` (s = 1; untargeted, then ``attack.targets`` targeted ones), all in one forward
+    pass so that the batch statistics of the γ normalization see every group. The metrics ``alpha_adv`` and
+    ``acc_adv`` are over all adversarial points."""
 
     def objective(model: MixedClassifier, x: torch.Tensor,
                   y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         model.eval()
         try:
-            x_adv = randomized_adversary(model, x, y, threat, attack)
+            groups = fit_adversaries(model, x, y, threat, attack)
         finally:
             model.train()
-        xx = torch.cat([x, x_adv])
-        yy = torch.cat([y, y])
-        s = torch.cat([torch.zeros(x.shape[0]), torch.ones(x.shape[0])]).to(x.device)
+        n = x.shape[0]
+        xx = torch.cat([x, *groups])
+        yy = y.repeat(1 + len(groups))
+        s = torch.cat([torch.zeros(n), torch.ones(n * len(groups))]).to(x.device)
         res = model.forward_all(xx)
         total = loss(res, yy, s, model.mode)
-        n = x.shape[0]
         correct = (res.out.argmax(1) == yy).float()
         return total, {"loss": total.item(), "alpha_clean": res.alpha[:n].mean().item(),
                        "alpha_adv": res.alpha[n:].mean().item(), "acc_clean": correct[:n].mean().item(),

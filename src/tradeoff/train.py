@@ -1,8 +1,10 @@
 """The one training loop: optimizer, schedule, per-epoch checkpoint and resume, NaN guard, progress bar.
 
 Objectives are pluggable (:mod:`tradeoff.objectives`). Everything random in epoch ``e`` (shuffling,
-random starts, noise) is drawn after seeding torch with ``(seed, e)``, so an interrupted run resumed
-from its last checkpoint produces exactly the weights an uninterrupted run produces (on the CPU).
+random starts, noise) is drawn after seeding torch with ``(seed, e)``, and the data augmentation of
+epoch ``e`` (:mod:`tradeoff.augment`) from its own generator seeded with ``(seed, e)`` too, so an
+interrupted run resumed from its last checkpoint produces exactly the weights an uninterrupted run
+produces (on the CPU).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .augment import augmenter
 from .io import ArtifactError, load_torch, save_torch
 
 log = logging.getLogger("tradeoff")
@@ -46,6 +49,7 @@ class TrainConfig:
     grad_clip: float | None = None
     max_bad_fraction: float = 0.1  # NaN guard: fraction of skipped batches per epoch before giving up
     seed: int = 0
+    augment: str = "none"  # none | crop_flip (tradeoff.augment; applied to each training batch's inputs)
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> TrainConfig:
@@ -80,6 +84,11 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
+def augment_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch ``epoch``'s augmentation generator: a stream apart from :func:`epoch_seed`'s."""
+    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
+
+
 def fingerprint(obj: Any) -> str:
     """Stable hash of a JSON-able description (config of a run), used to refuse a foreign checkpoint."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -106,7 +115,14 @@ def train(
     raises :class:`~tradeoff.io.ArtifactError` naming it. ``stop_after_epoch`` ends early (for tests of
     resumption). Batches whose loss is non-finite are skipped; if more than ``max_bad_fraction`` of an
     epoch's batches are, or the weights become non-finite, :class:`TrainingDiverged` is raised.
+    ``cfg.augment`` names the augmentation of each training batch's inputs (after moving them to
+    ``device``, before the objective sees them); an unknown name, or an image augmentation of inputs that
+    are not images (N, C, H, W), raises ValueError before anything is trained.
     """
+    augment = augmenter(cfg.augment)
+    if cfg.augment != "none" and x.dim() != 4:
+        raise ValueError(f"{run_id}: augment '{cfg.augment}' needs image inputs (N, C, H, W), but the "
+                         f"training inputs have shape {tuple(x.shape)}; use augment 'none'")
     model.to(device)
     optimizer = make_optimizer(model, cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]  # before a resumed state overwrites them
@@ -131,6 +147,7 @@ def train(
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         order = torch.randperm(n)
+        aug_gen = torch.Generator().manual_seed(augment_seed(cfg.seed, epoch))  # CPU: same draws on any device
         model.train()
         sums: dict[str, float] = {}
         bad = 0
@@ -139,6 +156,7 @@ def train(
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             xb, yb = x[idx].to(device), y[idx].to(device)
+            xb = augment(xb, aug_gen)
             factor = lr_factor(cfg, epoch * steps_per_epoch + b, total_steps)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor

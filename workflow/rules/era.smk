@@ -33,7 +33,8 @@ def era_robustness_path(dataset, model):
 
 def g3_train_params(model):
     overrides = G3["finetune"] if config["models"][model].get("init") else G3["train"]
-    return {**config["train"], **overrides}
+    # gauss3 models are MLPs on 2-D points: no image augmentation, whatever the shared loop (a CIFAR preset) says
+    return {**config["train"], **overrides, "augment": "none"}
 
 
 def g3_train_inputs(w):

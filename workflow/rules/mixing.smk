@@ -76,6 +76,7 @@ rule fit_mixnet:
         "logs/{dataset}/mixing/fit_mixnet.log",
     benchmark:
         "results/benchmarks/{dataset}/mixing/fit_mixnet.tsv"
+    priority: 9  # the mixing network's chain (fit, AutoAttack, adaptive attack) is the DAG's longest tail
     threads: THREADS
     resources:
         **HEAVY,

@@ -34,6 +34,7 @@ rule train:
         "logs/{dataset}/train/{model}.log",
     benchmark:
         "results/benchmarks/{dataset}/train/{model}.tsv"
+    priority: 10  # the long jobs at the head of the DAG start first: they bound its wall time
     threads: THREADS
     resources:
         **HEAVY,

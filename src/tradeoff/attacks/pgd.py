@@ -168,6 +168,21 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -(z_y - other) / denom
 
 
+def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Croce & Hein's targeted difference-of-logits-ratio loss (APGD-T's), per sample:
+    ``−(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2)`` with ``t = target`` and ``z_π1 ≥ z_π2 ≥ …`` the sorted
+    logits. Maximizing it pushes ``z_t`` above ``z_y``; it is invariant to shifting and scaling the logits.
+    Needs at least 4 classes.
+    """
+    if logits.shape[1] < 4:
+        raise ValueError(f"the targeted DLR loss needs at least 4 classes, got {logits.shape[1]}")
+    sorted_logits, _ = logits.sort(dim=1)
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    z_t = logits.gather(1, target[:, None]).squeeze(1)
+    denom = (sorted_logits[:, -1] - 0.5 * (sorted_logits[:, -3] + sorted_logits[:, -4])).clamp_min(1e-12)
+    return -(z_y - z_t) / denom
+
+
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """CW margin: best other logit minus the logit of y (positive ⇔ misclassified)."""
     z_y = logits.gather(1, y[:, None]).squeeze(1)
@@ -203,12 +218,22 @@ def attack_model(
     """
     fn = LOSSES[loss]
     sign = -1.0 if targeted else 1.0
+    # At the end of each restart pgd() evaluates the objective and the success test on the same candidate
+    # without gradients: one cached forward serves both (the attack then costs steps×(fwd+bwd) + 1 fwd).
+    last: dict[str, torch.Tensor] = {}
+
+    def logits_of(z: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return model(z)
+        if last.get("z") is not z:
+            last.update(z=z, out=model(z))
+        return last["out"]
 
     def objective(z: torch.Tensor) -> torch.Tensor:
-        return sign * fn(model(z), y)
+        return sign * fn(logits_of(z), y)
 
     def success(z: torch.Tensor) -> torch.Tensor:
-        pred = model(z).argmax(1)
+        pred = logits_of(z).argmax(1)
         return pred == y if targeted else pred != y
 
     return pgd(objective, x, threat, steps=steps, step_size=step_size, restarts=restarts,

@@ -1,13 +1,19 @@
-"""Exact (Clopper-Pearson) one-sided binomial confidence bounds, via ``scipy.stats.beta``."""
+"""Exact (Clopper-Pearson) one-sided binomial confidence bounds, via ``scipy.stats.beta``.
+
+Kept free of torch, and scipy is imported on first use, so that checking a config (which sizes sample
+budgets with these bounds) stays fast; perfect runs (k = n) have the closed form alpha**(1/n).
+"""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy import stats
 
-__all__ = ["cp_lower", "cp_upper", "min_samples_for_radius"]
+__all__ = ["ABSTAIN", "cp_lower", "cp_upper", "min_samples_for_radius", "perfect_run_lower"]
+
+ABSTAIN: int = -1
+"""The prediction of a certificate that abstains."""
 
 ArrayLike = int | float | np.ndarray
 
@@ -33,9 +39,19 @@ def cp_lower(k: ArrayLike, n: ArrayLike, alpha: float) -> float | np.ndarray:
     k_arr = np.asarray(k, dtype=np.float64)
     n_arr = np.asarray(n, dtype=np.float64)
     _check(k_arr, n_arr, alpha)
+    perfect = k_arr == n_arr
+    if np.all(perfect):
+        return _out(np.asarray(perfect_run_lower(n_arr, alpha)))
+    from scipy import stats
+
     pos = k_arr > 0
     val = stats.beta.ppf(alpha, np.where(pos, k_arr, 1.0), n_arr - k_arr + 1.0)
-    return _out(np.where(pos, val, 0.0))
+    return _out(np.where(perfect, perfect_run_lower(n_arr, alpha), np.where(pos, val, 0.0)))
+
+
+def perfect_run_lower(n: ArrayLike, alpha: float) -> float | np.ndarray:
+    """``cp_lower(n, n, alpha)`` in closed form: ``alpha**(1/n)`` (the Beta(n, 1) quantile), no scipy."""
+    return np.power(alpha, 1.0 / np.asarray(n, dtype=np.float64))
 
 
 def cp_upper(k: ArrayLike, n: ArrayLike, alpha: float) -> float | np.ndarray:
@@ -47,6 +63,8 @@ def cp_upper(k: ArrayLike, n: ArrayLike, alpha: float) -> float | np.ndarray:
     k_arr = np.asarray(k, dtype=np.float64)
     n_arr = np.asarray(n, dtype=np.float64)
     _check(k_arr, n_arr, alpha)
+    from scipy import stats
+
     below = k_arr < n_arr
     val = stats.beta.ppf(1.0 - alpha, k_arr + 1.0, np.where(below, n_arr - k_arr, 1.0))
     return _out(np.where(below, val, 1.0))

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import ConfigError, register_check
-from .bounds import cp_lower, min_samples_for_radius
-from .mixed import mixed_rs_radius
+from .bounds import min_samples_for_radius, perfect_run_lower
 
 
 def min_samples_for_mixed_radius(alpha: float, alpha_mix: float) -> int | None:
@@ -29,8 +28,10 @@ def min_samples_for_mixed_radius(alpha: float, alpha_mix: float) -> int | None:
         return None
 
     def positive(n: int) -> bool:
-        q = float(cp_lower(n, n, alpha / 2.0))
-        return float(mixed_rs_radius(q, 1.0 - q, alpha_mix, 1.0)) > 0.0
+        # Theorem 2's radius is positive iff a·q > a·(1 − q) + 1 − a (Phi^{-1} is increasing), i.e.
+        # q > 1/(2a); the closed form keeps config checks free of scipy (tests compare with the radius)
+        q = float(perfect_run_lower(n, alpha / 2.0))
+        return alpha_mix * q > alpha_mix * (1.0 - q) + 1.0 - alpha_mix
 
     n = max(1, math.floor(math.log(alpha / 2.0) / math.log(1.0 / (2.0 * alpha_mix))) + 1)
     while not positive(n):  # guard the closed form against rounding

@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .bounds import cp_lower
+from .bounds import ABSTAIN, cp_lower
 from .sampling import GaussianNoise, count_classes
 
 __all__ = ["ABSTAIN", "CertifyResult", "Smooth", "certify_from_counts", "predict_from_counts"]
 
-ABSTAIN: int = -1
 
 
 class CertifyResult(NamedTuple):

@@ -29,10 +29,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
-from .bounds import cp_lower, cp_upper
-from .cohen import ABSTAIN
+from .bounds import ABSTAIN, cp_lower, cp_upper
 
 __all__ = [
     "MixedCertificate",
@@ -74,6 +72,8 @@ def mixed_rs_radius(
         return _out(np.zeros(np.broadcast(p_y, p_o).shape))
     hi = alpha_mix * p_y
     lo = alpha_mix * p_o + 1.0 - alpha_mix
+    from scipy import stats
+
     with np.errstate(invalid="ignore"):
         r = 0.5 * sigma * (stats.norm.ppf(hi) - stats.norm.ppf(lo))
     return _out(np.where(hi > lo, r, 0.0))

@@ -29,12 +29,9 @@ Metrics (spec §5.4; the paper's definitions could not be checked, these are the
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,10 +40,10 @@ import torch
 from tqdm import tqdm
 
 from ..attacks.pgd import Threat
-from ..config import ConfigError, register_check
 from ..evaluate import summary_row
 from ..io import ResumableCSV
-from .probabilistic import Outcome, SequentialTest, fixed_test, replay_sequential, run_sequential_many
+from .prob_settings import ProbSettings, check_settings
+from .probabilistic import Outcome, fixed_test, replay_sequential, run_sequential_many
 from .sampling import ball_sampler, iter_predictions, point_generator
 
 log = logging.getLogger("tradeoff")
@@ -78,72 +75,6 @@ RAW_COLUMNS = ["index", "label", "reference", "samples_drawn", "counts", "second
 COLUMNS = ["index", "label", "reference", "outcome", "successes", "samples", "samples_drawn", "counts", "seconds"]
 """Columns of a test's decided records: the raw columns plus ``outcome`` (robust / not_robust / undecided),
 ``successes`` and ``samples`` (used by the test) at the summary's kappa."""
-
-
-@dataclass(frozen=True)
-class ProbSettings:
-    """The statistical and sampling settings of the stage (the config's ``probabilistic`` section)."""
-
-    eps: float
-    norm: str
-    kappa: float
-    kappa_sweep: tuple[float, ...]
-    alpha: float
-    n_max: int
-    growth: float = 2.0
-    clamp: bool = True
-    batch_size: int = 1000
-
-    @classmethod
-    def from_mapping(cls, section: Mapping[str, Any]) -> ProbSettings:
-        return cls(eps=float(section["eps"]), norm=str(section["norm"]), kappa=float(section["kappa"]),
-                   kappa_sweep=tuple(float(k) for k in section["kappa_sweep"]), alpha=float(section["alpha"]),
-                   n_max=int(section["n_max"]), growth=float(section.get("growth", 2.0)),
-                   clamp=bool(section.get("clamp", True)), batch_size=int(section.get("batch_size", 1000)))
-
-    @property
-    def kappas(self) -> list[float]:
-        """Every kappa a record must allow replaying: the sweep and the summary's kappa."""
-        return sorted({*self.kappa_sweep, self.kappa})
-
-    def design(self, kappa: float) -> SequentialTest:
-        """The sequential design of ``kappa`` (cached: building one searches its number of looks)."""
-        return _design(float(kappa), self.alpha, self.n_max, self.growth)
-
-    @property
-    def threat(self) -> Threat:
-        return Threat("Linf" if self.norm.lower() in ("linf", "inf") else "L2", self.eps)
-
-
-@functools.lru_cache(maxsize=256)
-def _design(kappa: float, alpha: float, n_max: int, growth: float) -> SequentialTest:
-    return SequentialTest(kappa, alpha, n_max, growth)
-
-
-def check_settings(settings: ProbSettings) -> None:
-    """ValueError (one line) if n_max cannot certify the smallest kappa, even with no failure at all.
-
-    The fixed test certifies an all-success run iff alpha**(1/n_max) > 1 - kappa; the sequential design
-    needs the same at its per-look level (checked by :class:`SequentialTest`).
-    """
-    for kappa in settings.kappas:
-        if not settings.alpha ** (1.0 / settings.n_max) > 1.0 - kappa:
-            need = math.floor(math.log(settings.alpha) / math.log(1.0 - kappa)) + 1
-            raise ValueError(f"n_max={settings.n_max} cannot certify kappa={kappa} at alpha={settings.alpha} "
-                             f"even if every sample agrees (needs n_max >= {need})")
-        settings.design(kappa)
-
-
-@register_check
-def _check_probabilistic_section(config: Mapping[str, Any]) -> None:
-    """Config check: the ``probabilistic`` section's n_max must allow certifying every kappa."""
-    section = config.get("probabilistic")
-    if not section:
-        return
-    try:
-        check_settings(ProbSettings.from_mapping(section))
-    except ValueError as exc:
-        raise ConfigError(f"config error at probabilistic.n_max: {exc}") from None
 
 
 def encode_counts(counts: Mapping[int, int]) -> str:

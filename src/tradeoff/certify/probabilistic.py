@@ -28,14 +28,14 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
-from scipy import stats
 
 from .bounds import cp_lower, cp_upper
-from .sampling import ball_sampler, iter_predictions
+
+if TYPE_CHECKING:  # torch and scipy load on first use: the test designs are part of config checks
+    import torch
 
 __all__ = [
     "Outcome",
@@ -217,10 +217,14 @@ class _NaiveSequentialTest(GroupSequentialRule):
 
     def _robust(self, k: int, n: int) -> bool:
         # = binomtest(k, n, 1 - kappa, alternative="greater").pvalue
+        from scipy import stats
+
         return bool(stats.binom.sf(k - 1, n, 1.0 - self.kappa) <= self.alpha)
 
     def _not_robust(self, k: int, n: int) -> bool:
         # = binomtest(k, n, 1 - kappa, alternative="less").pvalue
+        from scipy import stats
+
         return bool(stats.binom.cdf(k, n, 1.0 - self.kappa) <= self.alpha)
 
 
@@ -337,6 +341,8 @@ def certify_probabilistic(
     Guarantee: with probability at least 1 - alpha over the randomness of this call, the outcome is
     not wrong: ROBUST implies the property holds and NOT_ROBUST implies it fails.
     """
+    from .sampling import ball_sampler, iter_predictions
+
     sampler = ball_sampler(eps, norm)
     label = int(reference_label)
     successes = 0

@@ -10,7 +10,7 @@ import torch
 
 from .. import data as data_mod
 from ..classifiers import load_classifier, load_spec, weights_path
-from ..evaluate import RECORD_COLUMNS, accuracy_rows, predict, run_attack
+from ..evaluate import RECORD_COLUMNS, accuracy_rows, clean_records, predict, run_attack
 from ..io import provenance, read_json, read_records, save_torch, write_json, write_records
 from ..models import build_model
 from ..objectives import build_objective
@@ -55,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", type=json_arg, default={})
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--out", required=True)
+    p.add_argument("--clean-out", default=None,
+                   help="also write the clean evaluation's records here (read off this attack's clean predictions)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("summarize", help="concatenate the summary rows of per-sample records")
@@ -117,14 +119,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     model = load_classifier(args.classifier, device)
     x, y = splits.x("test"), splits.y("test")
     records, meta = run_attack(model, x, y, args.attack, threat, args.params, args.seed, device, args.batch_size)
-    rows = accuracy_rows(splits.name, args.name, args.attack, None if args.attack == "clean" else threat, records)
     spec = load_spec(args.classifier)
-    write_records(args.out, records, {
-        **meta, "dataset": splits.name, "classifier": args.name, "summary_rows": rows,
-        "classifier_sha256": spec.get("sha256"),
-        **provenance({"attack": args.attack, "threat": args.threat, "params": args.params}, args.seed),
-    }, columns=RECORD_COLUMNS)
-    log.info("%s / %s: accuracy %.4f on %d points", args.name, args.attack, rows[0]["value"], rows[0]["n"])
+
+    def write(out: str, attack: str, records: list[dict[str, Any]], meta: dict[str, Any], params: Any) -> None:
+        rows = accuracy_rows(splits.name, args.name, attack, None if attack == "clean" else threat, records)
+        write_records(out, records, {
+            **meta, "dataset": splits.name, "classifier": args.name, "summary_rows": rows,
+            "classifier_sha256": spec.get("sha256"),
+            **provenance({"attack": attack, "threat": args.threat, "params": params}, args.seed),
+        }, columns=RECORD_COLUMNS)
+        log.info("%s / %s: accuracy %.4f on %d points", args.name, attack, rows[0]["value"], rows[0]["n"])
+
+    write(args.out, args.attack, records, meta, args.params)
+    if args.clean_out:
+        write(args.clean_out, "clean", clean_records(records),
+              {"attack": "clean", "norm": threat.norm, "eps": threat.eps, "params": {}}, {})
 
 
 SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]
