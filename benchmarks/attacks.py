@@ -1,7 +1,7 @@
 """Attack speed, side by side in one run: the pipeline's PGD vs torchattacks' PGD vs the floor of
 steps × (forward + backward), and AutoAttack through the pipeline vs pyautoattack called directly.
 
-    python benchmarks/attacks.py [--repeats 5] [--n 200] [--train-epochs 10 | --model results/digits/models/pgd_at.json]
+    python benchmarks/attacks.py [--repeats 5] [--n 200] [--train-epochs 30 | --model results/digits/models/pgd_at.json]
 
 The attacked model is robust, as in the pipeline: a small CNN adversarially trained here for
 ``--train-epochs`` epochs (PGD-AT at the benchmark's ε), or a classifier JSON of a pipeline run. On an
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--eps", type=float, default=0.3)
-    parser.add_argument("--train-epochs", type=int, default=10, help="PGD-AT epochs of the attacked model")
+    parser.add_argument("--train-epochs", type=int, default=30, help="PGD-AT epochs of the attacked model")
     parser.add_argument("--model", default=None, help="attack this classifier JSON instead (digits)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

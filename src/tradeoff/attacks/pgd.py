@@ -90,7 +90,8 @@ def pgd(
     Guarantee: every returned point lies in the threat's ball around ``x`` (per-sample ``eps`` if given)
     and inside ``threat.bounds``. Over ``restarts`` runs the returned point per sample is the first one for
     which ``success`` holds (e.g. misclassified), else the one with the largest objective: the
-    per-sample worst case found.
+    per-sample worst case found. Cost: ``restarts × steps`` gradient evaluations of ``objective``, plus one
+    forward evaluation per restart to choose among them when ``restarts > 1``.
 
     ``step_size`` is absolute (a scalar or per-sample tensor); ``schedule`` is ``constant`` or ``cosine``
     (step decays to 0 following half a cosine). ``init_std`` replaces the uniform random start by
@@ -133,6 +134,8 @@ def pgd(
             with torch.no_grad():
                 delta = project(delta.detach() + factor * alpha * direction, threat.norm, e)
                 delta = _clip(x, delta, threat.bounds)
+        if restarts == 1:  # the only candidate: no forward pass is needed to choose it
+            return (x + delta.detach()).detach()
         with torch.no_grad():
             candidate = x + delta.detach()
             val = objective(candidate).detach()
@@ -218,8 +221,8 @@ def attack_model(
     """
     fn = LOSSES[loss]
     sign = -1.0 if targeted else 1.0
-    # At the end of each restart pgd() evaluates the objective and the success test on the same candidate
-    # without gradients: one cached forward serves both (the attack then costs steps×(fwd+bwd) + 1 fwd).
+    # With several restarts pgd() evaluates the objective and the success test on each restart's final point
+    # without gradients: one cached forward serves both (a restart costs steps×(fwd+bwd) + 1 fwd).
     last: dict[str, torch.Tensor] = {}
 
     def logits_of(z: torch.Tensor) -> torch.Tensor:
