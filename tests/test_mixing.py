@@ -185,19 +185,20 @@ def test_targeted_runs_never_target_the_label_and_stay_in_their_own_budgets(monk
     y[::3] = (y[::3] + 1) % 10  # some points misclassified
     threat = Threat(norm, eps)
     runs, targets = [], []
-    real_pgd, real_objective = mixing.pgd, mixing.targeted_adaptive_objective
+    real_pgd, real_objective = mixing.pgd, mixing.adaptive_objective
 
     def recording_pgd(objective, x0, thr, **kw):
         out = real_pgd(objective, x0, thr, **kw)
         runs.append((kw["eps"], out))
         return out
 
-    def recording_objective(m, yy, target, w):
-        targets.append(target.clone())
-        return real_objective(m, yy, target, w)
+    def recording_objective(m, yy, w, loss="ce", target=None):
+        if target is not None:
+            targets.append(target.clone())
+        return real_objective(m, yy, w, loss, target)
 
     monkeypatch.setattr(mixing, "pgd", recording_pgd)
-    monkeypatch.setattr(mixing, "targeted_adaptive_objective", recording_objective)
+    monkeypatch.setattr(mixing, "adaptive_objective", recording_objective)
     cfg = FitAttack(steps=3, targets=3)
     torch.manual_seed(0)
     groups = fit_adversaries(model, x, y, threat, cfg)

@@ -44,6 +44,11 @@ def _records(y: torch.Tensor, clean: torch.Tensor, adv: torch.Tensor, size: torc
     ]
 
 
+def attack_meta(attack: str, threat: Threat, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata every evaluation's records start with."""
+    return {"attack": attack, "norm": threat.norm, "eps": threat.eps, "params": dict(params)}
+
+
 def run_attack(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -61,7 +66,7 @@ def run_attack(
     model is the full ``model`` (for composites: end to end).
     """
     clean = predict(model, x, batch_size, device)
-    meta: dict[str, Any] = {"attack": attack, "norm": threat.norm, "eps": threat.eps, "params": dict(params)}
+    meta = attack_meta(attack, threat, params)
     if attack == "clean" or threat.eps == 0:
         return _records(y, clean, clean, torch.zeros(y.shape[0])), meta
     if attack == "pgd":

@@ -225,32 +225,21 @@ def class_loss(out: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor:
     return F.cross_entropy(out, y, reduction="none")
 
 
-def adaptive_objective(model: MixedClassifier, y: torch.Tensor, w: float | torch.Tensor, loss: str = "ce"):
-    """``z ↦ (1−w)·L(h_α(z), y) + w·BCE(γ(z), 1)`` per sample, ``L`` a loss of :data:`LOSSES` (CE by default):
-    raising ``BCE(γ, 1) = softplus(−γ)`` lowers α, i.e. pushes the mixing network towards trusting the
-    accurate, non-robust model."""
+def adaptive_objective(model: MixedClassifier, y: torch.Tensor, w: float | torch.Tensor, loss: str = "ce",
+                       target: torch.Tensor | None = None):
+    """``z ↦ (1−w)·L(h_α(z), y) + w·BCE(γ(z), 1)`` per sample, ``L`` a loss of :data:`LOSSES` (CE by default),
+    or with ``target`` (a class per sample) APGD-T's targeted DLR loss
+    (:func:`~tradeoff.attacks.pgd.dlr_targeted_loss`), which pushes the mixture towards that class. Raising
+    ``BCE(γ, 1) = softplus(−γ)`` lowers α, i.e. pushes the mixing network towards trusting the accurate,
+    non-robust model."""
     if model.net is None:
         raise ValueError("the adaptive objective needs a mixing network")
     fn = LOSSES[loss]  # CE of log-probabilities equals their NLL, so "ce" serves both mixing modes
 
     def objective(z: torch.Tensor) -> torch.Tensor:
         res = model.forward_all(z)
-        return (1 - w) * fn(res.out, y) + w * F.softplus(-res.gamma)
-
-    return objective
-
-
-def targeted_adaptive_objective(model: MixedClassifier, y: torch.Tensor, target: torch.Tensor,
-                                w: float | torch.Tensor):
-    """``z ↦ (1−w)·DLR_t(h_α(z), y, target) + w·BCE(γ(z), 1)`` per sample: the targeted DLR loss of APGD-T
-    (:func:`~tradeoff.attacks.pgd.dlr_targeted_loss`) pushes the mixture towards class ``target``, the BCE
-    term lowers α as in :func:`adaptive_objective`."""
-    if model.net is None:
-        raise ValueError("the adaptive objective needs a mixing network")
-
-    def objective(z: torch.Tensor) -> torch.Tensor:
-        res = model.forward_all(z)
-        return (1 - w) * dlr_targeted_loss(res.out, y, target) + w * F.softplus(-res.gamma)
+        term = fn(res.out, y) if target is None else dlr_targeted_loss(res.out, y, target)
+        return (1 - w) * term + w * F.softplus(-res.gamma)
 
     return objective
 
@@ -292,9 +281,8 @@ def randomized_adversary(model: MixedClassifier, x: torch.Tensor, y: torch.Tenso
     momentum = cfg.momentum_max * torch.rand(n, device=dev)
     steps = max(1, round(float(torch.distributions.Chi2(float(cfg.steps)).sample())))
     step = cfg.step_factor * eps / steps
-    objective = (adaptive_objective(model, y, w) if target is None
-                 else targeted_adaptive_objective(model, y, target, w))
-    return pgd(objective, x, threat, steps=steps, step_size=step, eps=eps, momentum=momentum)
+    return pgd(adaptive_objective(model, y, w, target=target), x, threat, steps=steps, step_size=step, eps=eps,
+               momentum=momentum)
 
 
 @torch.no_grad()

@@ -19,9 +19,11 @@ rule evaluate:
         attack="clean|pgd|autoattack",
     params:
         threat=threat_json(),
+        name=lambda w: w.attack,
         attack=lambda w: J(attack_params(w.attack)),
         batch_size=config["attacks"]["batch_size"],
         seed=SEED,
+        clean_out="",
     log:
         "logs/{dataset}/eval/{classifier}/{attack}.log",
     benchmark:
@@ -31,9 +33,9 @@ rule evaluate:
         **HEAVY,
     shell:
         "tradeoff evaluate {RUNTIME_ARGS} --seed {params.seed} --data {input.data} "
-        "--classifier {input.classifier[0]} --name {wildcards.classifier} --attack {wildcards.attack} "
+        "--classifier {input.classifier[0]} --name {wildcards.classifier} --attack {params.name} "
         "--threat {params.threat:q} --params {params.attack:q} --batch-size {params.batch_size} "
-        "--out {output.records} 2> {log}"
+        "--out {output.records} {params.clean_out} 2> {log}"
 
 
 # The clean evaluation is read off the first attack's job (its records carry the clean predictions): one
@@ -42,34 +44,20 @@ rule evaluate:
 CLEAN_WITH = next((a for a in config["attacks"]["run"] if a != "clean"), None)
 if CLEAN_WITH is not None and "clean" in config["attacks"]["run"]:
 
-    rule evaluate_with_clean:
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.classifier),
+    use rule evaluate as evaluate_with_clean with:
         output:
             records=f"results/{{dataset}}/eval/{{classifier}}/{CLEAN_WITH}.csv",
             meta=f"results/{{dataset}}/eval/{{classifier}}/{CLEAN_WITH}.json",
             clean="results/{dataset}/eval/{classifier}/clean.csv",
             clean_meta="results/{dataset}/eval/{classifier}/clean.json",
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
         params:
-            threat=threat_json(),
+            name=CLEAN_WITH,
             attack=J(attack_params(CLEAN_WITH)),
-            batch_size=config["attacks"]["batch_size"],
-            seed=SEED,
+            clean_out=lambda w, output: f"--clean-out {output.clean}",
         log:
             f"logs/{{dataset}}/eval/{{classifier}}/{CLEAN_WITH}+clean.log",
         benchmark:
             f"results/benchmarks/{{dataset}}/eval/{{classifier}}/{CLEAN_WITH}+clean.tsv"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        shell:
-            "tradeoff evaluate {RUNTIME_ARGS} --seed {params.seed} --data {input.data} "
-            "--classifier {input.classifier[0]} --name {wildcards.classifier} --attack " + CLEAN_WITH + " "
-            "--threat {params.threat:q} --params {params.attack:q} --batch-size {params.batch_size} "
-            "--out {output.records} --clean-out {output.clean} 2> {log}"
 
     ruleorder: evaluate_with_clean > evaluate
 

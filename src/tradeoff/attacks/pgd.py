@@ -135,7 +135,7 @@ def pgd(
                 delta = project(delta.detach() + factor * alpha * direction, threat.norm, e)
                 delta = _clip(x, delta, threat.bounds)
         if restarts == 1:  # the only candidate: no forward pass is needed to choose it
-            return (x + delta.detach()).detach()
+            return x + delta.detach()
         with torch.no_grad():
             candidate = x + delta.detach()
             val = objective(candidate).detach()

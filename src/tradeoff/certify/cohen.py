@@ -20,7 +20,6 @@ from .sampling import GaussianNoise, count_classes
 __all__ = ["ABSTAIN", "CertifyResult", "Smooth", "certify_from_counts", "predict_from_counts"]
 
 
-
 class CertifyResult(NamedTuple):
     """Output of CERTIFY: ``prediction`` (ABSTAIN = -1), l2 ``radius`` (0.0 on abstain), ``p_lower``."""
 

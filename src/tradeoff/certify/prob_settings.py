@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, register_check
+from .bounds import perfect_run_lower
 from .probabilistic import SequentialTest
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def check_settings(settings: ProbSettings) -> None:
     needs the same at its per-look level (checked by :class:`SequentialTest`).
     """
     for kappa in settings.kappas:
-        if not settings.alpha ** (1.0 / settings.n_max) > 1.0 - kappa:
+        if not perfect_run_lower(settings.n_max, settings.alpha) > 1.0 - kappa:
             need = math.floor(math.log(settings.alpha) / math.log(1.0 - kappa)) + 1
             raise ValueError(f"n_max={settings.n_max} cannot certify kappa={kappa} at alpha={settings.alpha} "
                              f"even if every sample agrees (needs n_max >= {need})")

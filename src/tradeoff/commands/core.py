@@ -10,7 +10,7 @@ import torch
 
 from .. import data as data_mod
 from ..classifiers import load_classifier, load_spec, weights_path
-from ..evaluate import RECORD_COLUMNS, accuracy_rows, clean_records, predict, run_attack
+from ..evaluate import RECORD_COLUMNS, accuracy_rows, attack_meta, clean_records, predict, run_attack
 from ..io import provenance, read_json, read_records, save_torch, write_json, write_records
 from ..models import build_model
 from ..objectives import build_objective
@@ -132,8 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     write(args.out, args.attack, records, meta, args.params)
     if args.clean_out:
-        write(args.clean_out, "clean", clean_records(records),
-              {"attack": "clean", "norm": threat.norm, "eps": threat.eps, "params": {}}, {})
+        write(args.clean_out, "clean", clean_records(records), attack_meta("clean", threat, {}), {})
 
 
 SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]
