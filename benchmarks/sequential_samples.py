@@ -7,7 +7,9 @@ observes on a real input), so the numbers are exact properties of the tests, not
    Clopper-Pearson test, the sequential test, and the paper's procedure (an exact binomial test at the FULL
    level alpha after every look, spec §5.5), each over ``--inputs`` simulated inputs;
 2. samples used by the sequential test on clearly robust (p >= 0.999) and clearly non-robust (p <= 0.95)
-   inputs, and near the boundary, against the fixed test's n at the same alpha.
+   inputs, and near the boundary, against the fixed test's n at the same alpha;
+3. how the share of alpha spent at the first look trades the first look's distance to the floor
+   ln(alpha) / ln(1 - kappa) against the samples needed near the boundary.
 
 With ``--records`` it also summarizes the samples the pipeline's sequential test used on real inputs
 (merged records ``results/<dataset>/certify/<classifier>/prob-sequential.csv``).
@@ -56,9 +58,10 @@ def slack(rate: float, trials: int) -> float:
     return 3.0 * math.sqrt(max(rate, 1e-12) * (1.0 - rate) / trials)
 
 
-def error_table(kappa: float, alpha: float, n_max: int, inputs: int, rng: np.random.Generator) -> list[str]:
+def error_table(kappa: float, alpha: float, n_max: int, share: float, inputs: int,
+                rng: np.random.Generator) -> list[str]:
     p = 1.0 - kappa
-    seq = SequentialTest(kappa, alpha, n_max)
+    seq = SequentialTest(kappa, alpha, n_max, first_look_share=share)
     lines = [f"### False certification at the boundary p = 1 − κ = {p:g} (α = {alpha:g}, n_max = {n_max}, "
              f"{inputs} simulated inputs; ± = 3 standard errors)", "",
              "| test | looks | false-certification rate | ≤ α? |", "|---|---|---|---|"]
@@ -66,7 +69,8 @@ def error_table(kappa: float, alpha: float, n_max: int, inputs: int, rng: np.ran
     lines.append(f"| fixed (Clopper–Pearson at n_max) | 1 | {fixed:.4f} ± {slack(fixed, inputs):.4f} | "
                  f"{'yes' if fixed <= alpha + slack(alpha, inputs) else 'NO'} |")
     s = simulate(seq, p, inputs, rng)["robust"]
-    lines.append(f"| sequential (Bonferroni α/K per look) | {len(seq.looks)} | {s:.4f} ± {slack(s, inputs):.4f} | "
+    lines.append(f"| sequential (α-spending, {share:g} α at the first look) | {len(seq.looks)} | "
+                 f"{s:.4f} ± {slack(s, inputs):.4f} | "
                  f"{'yes' if s <= alpha + slack(alpha, inputs) else 'NO'} |")
     for step in (n_max // 100, n_max // 20):
         naive = simulate(_NaiveSequentialTest(kappa, alpha, n_max, step=step), p, inputs, rng)["robust"]
@@ -76,10 +80,12 @@ def error_table(kappa: float, alpha: float, n_max: int, inputs: int, rng: np.ran
     return lines + [""]
 
 
-def samples_table(kappa: float, alpha: float, n_max: int, inputs: int, rng: np.random.Generator) -> list[str]:
-    seq = SequentialTest(kappa, alpha, n_max)
+def samples_table(kappa: float, alpha: float, n_max: int, share: float, inputs: int,
+                  rng: np.random.Generator) -> list[str]:
+    seq = SequentialTest(kappa, alpha, n_max, first_look_share=share)
     lines = [f"### Samples used, κ = {kappa:g}, α = {alpha:g}: sequential (looks {seq.looks[:3]}…, "
-             f"K = {len(seq.looks)}) vs fixed n = {n_max}", "",
+             f"K = {len(seq.looks)}, {share:g} α at the first look; floor ln α / ln(1 − κ) = "
+             f"{math.log(alpha) / math.log(1 - kappa):.1f}) vs fixed n = {n_max}", "",
              "| p = P[G(t) = G(x)] | case | sequential: certified / not robust | mean samples | median | max "
              "| mean / fixed n | fixed: certified / not robust |", "|---|---|---|---|---|---|---|---|"]
     for p, case in ((1.0, "clearly robust"), (0.999, "clearly robust"), (0.995, "robust, near boundary"),
@@ -90,6 +96,21 @@ def samples_table(kappa: float, alpha: float, n_max: int, inputs: int, rng: np.r
         lines.append(f"| {p:g} | {case} | {s['robust']:.3f} / {s['not_robust']:.3f} | {s['mean']:.0f} | "
                      f"{s['median']:.0f} | {s['max']:.0f} | {s['mean'] / n_max:.3f} | "
                      f"{f['robust']:.3f} / {f['not_robust']:.3f} |")
+    return lines + [""]
+
+
+def spending_table(kappa: float, alpha: float, n_max: int, inputs: int, rng: np.random.Generator) -> list[str]:
+    floor = math.log(alpha) / math.log(1 - kappa)
+    lines = [f"### Share of α at the first look, κ = {kappa:g}, α = {alpha:g}, n_max = {n_max} (floor ln α / ln(1 − κ) "
+             f"= {floor:.1f}; false certification over {inputs} inputs at p = 1 − κ, samples over 2000 inputs)", "",
+             "| share | looks | first look / floor | false-certification rate | mean samples, p = 0.995 "
+             "| mean samples, p = 0.98 |", "|---|---|---|---|---|---|"]
+    for share in (0.2, 0.5, 0.75, 0.9, 0.99):
+        seq = SequentialTest(kappa, alpha, n_max, first_look_share=share)
+        false = simulate(seq, 1.0 - kappa, inputs, rng)["robust"]
+        near_in, near_out = simulate(seq, 0.995, 2_000, rng)["mean"], simulate(seq, 0.98, 2_000, rng)["mean"]
+        lines.append(f"| {share:g} | {seq.looks[:3]}… (K = {len(seq.looks)}) | {seq.looks[0] / floor:.3f} | "
+                     f"{false:.4f} ± {slack(false, inputs):.4f} | {near_in:.0f} | {near_out:.0f} |")
     return lines + [""]
 
 
@@ -116,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kappa", type=float, default=0.01)
     parser.add_argument("--alpha", type=float, default=0.01)
-    parser.add_argument("--n-max", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--n-max", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--first-look-share", type=float, default=0.9, help="share of alpha at the first look")
     parser.add_argument("--inputs", type=int, default=100_000, help="simulated inputs per error-rate cell")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--records", nargs="*", default=[], help="merged prob-sequential.csv records (globs)")
@@ -124,9 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     lines = ["## Sequential vs fixed-n (ε, κ) certification", ""]
-    lines += error_table(args.kappa, args.alpha, 10_000, args.inputs, rng)
+    lines += error_table(args.kappa, args.alpha, 10_000, args.first_look_share, args.inputs, rng)
     for n_max in args.n_max:
-        lines += samples_table(args.kappa, args.alpha, n_max, 2_000, rng)
+        lines += samples_table(args.kappa, args.alpha, n_max, args.first_look_share, 2_000, rng)
+    lines += spending_table(args.kappa, args.alpha, 10_000, args.inputs, rng)
     paths = sorted(p for pattern in args.records for p in glob.glob(pattern))
     if paths:
         lines += records_table(paths)

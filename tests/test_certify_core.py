@@ -387,11 +387,11 @@ def test_fixed_test_decisions() -> None:
 def test_sequential_design() -> None:
     kappa, alpha = 0.01, 0.01
     test = SequentialTest(kappa, alpha, 10_000)
-    looks, level = test.looks, test.alpha_per_look
-    assert looks == sorted(set(looks)) and looks[-1] == 10_000
-    assert len(looks) * level <= alpha + 1e-15
+    looks, levels = test.looks, test.levels
+    assert looks == sorted(set(looks)) and looks[-1] == 10_000 and len(levels) == len(looks)
+    assert sum(levels) <= alpha and levels[0] == pytest.approx(test.first_look_share * alpha)
     n1 = looks[0]
-    assert cp_lower(n1, n1, level) > 1 - kappa >= cp_lower(n1 - 1, n1 - 1, level)
+    assert cp_lower(n1, n1, levels[0]) > 1 - kappa >= cp_lower(n1 - 1, n1 - 1, levels[0])
     k_rob, k_not = test.critical_counts()
     for j, n in enumerate(looks):
         for k in {int(k_rob[j]) - 1, int(k_rob[j]), int(k_not[j]), int(k_not[j]) + 1}:
@@ -438,6 +438,85 @@ def test_false_certification_rate_fixed_test() -> None:
 def test_false_certification_rate_sequential_test() -> None:
     rate = _simulated_certification_rate(SequentialTest(KAPPA, ALPHA, N_MAX), 1 - KAPPA, INPUTS, seed=22)
     assert rate <= BOUND
+
+
+def _one_sided_bound(alpha: float, inputs: int) -> float:
+    """Upper 1 - 1e-4 quantile of the false-certification rate of a test whose rate is exactly alpha.
+
+    A valid test (rate <= alpha) fails this check with probability <= 1e-4; a rate of 1.5 alpha is caught
+    with probability > 0.99 at 20,000 inputs and alpha = 0.01.
+    """
+    return float(stats.binom.ppf(1 - 1e-4, inputs, alpha)) / inputs
+
+
+@pytest.mark.parametrize("share", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("n_max", [1000, 10_000])
+def test_unequal_alpha_spending_controls_false_certification(share: float, n_max: int) -> None:
+    """At the boundary p = 1 - kappa, over 20,000 simulated inputs: rate <= alpha (sum of the looks' levels)."""
+    test = SequentialTest(KAPPA, ALPHA, n_max, first_look_share=share)
+    assert sum(test.levels) <= ALPHA and len(test.looks) > 1
+    rate = _simulated_certification_rate(test, 1 - KAPPA, INPUTS, seed=int(share * 100) + n_max)
+    assert rate <= _one_sided_bound(ALPHA, INPUTS), (share, n_max, rate)
+
+
+def _exact_certification_probability(rule, p: float) -> float:
+    """P(the rule certifies) for i.i.d. Bernoulli(p) samples, exactly: the count's law is propagated look by look."""
+    k_rob, k_not = rule.critical_counts()
+    law, previous, certified = np.array([1.0]), 0, 0.0
+    for j, n in enumerate(rule.looks):
+        law = np.convolve(law, stats.binom.pmf(np.arange(n - previous + 1), n - previous, p))
+        k = np.arange(law.size)
+        certified += float(law[k >= k_rob[j]].sum())
+        law = np.where((k >= k_rob[j]) | (k <= k_not[j]), 0.0, law)
+        previous = n
+    return certified
+
+
+@pytest.mark.parametrize("kappa, alpha, n_max", [(0.01, 0.01, 1000), (0.01, 0.01, 10_000), (0.05, 0.001, 2000),
+                                                 (0.1, 0.05, 500)])
+def test_false_certification_probability_is_at_most_alpha_exactly(kappa: float, alpha: float, n_max: int) -> None:
+    for share in (0.5, 0.9, 0.99):
+        test = SequentialTest(kappa, alpha, n_max, first_look_share=share)
+        # at the boundary (the worst case) and just below it, where a certification is false
+        for p in (1 - kappa, 1 - 1.2 * kappa):
+            assert _exact_certification_probability(test, p) <= alpha * (1 + 1e-9), (share, p, test)
+    # the exact computation agrees with the naive test's inflation (a check of the check)
+    assert _exact_certification_probability(_NaiveSequentialTest(kappa, alpha, n_max, step=n_max // 20),
+                                            1 - kappa) > alpha
+
+
+def test_one_sided_bound_catches_an_inflated_rate() -> None:
+    rng = np.random.default_rng(8)
+    caught = rng.binomial(INPUTS, 1.5 * ALPHA, size=2000) / INPUTS > _one_sided_bound(ALPHA, INPUTS)
+    assert caught.mean() > 0.98
+
+
+@pytest.mark.parametrize("kappa, alpha", [(0.01, 0.01), (0.01, 0.001), (0.05, 0.01), (0.001, 0.01)])
+def test_clear_cases_decide_near_the_floor(kappa: float, alpha: float) -> None:
+    """A run in which every sample agrees certifies at the first look, within 1.05x of ln(alpha) / ln(1 - kappa)."""
+    floor = math.log(alpha) / math.log(1 - kappa)
+    assert SequentialTest.floor(kappa, alpha) == math.floor(floor) + 1  # 459 for kappa = alpha = 0.01
+    n_max = 20 * math.ceil(floor)
+    test = SequentialTest(kappa, alpha, n_max)
+    assert test.looks[0] <= 1.05 * floor
+    assert run_sequential(lambda m: m, test) == (Outcome.ROBUST, test.looks[0])
+    # a run in which every sample disagrees is declared not robust at the same look
+    assert run_sequential(lambda m: 0, test) == (Outcome.NOT_ROBUST, test.looks[0])
+    # no valid test can certify before the floor: the fixed test at n = floor - 1 and the full alpha cannot
+    assert fixed_test(SequentialTest.floor(kappa, alpha) - 1, SequentialTest.floor(kappa, alpha) - 1, kappa,
+                      alpha) != Outcome.ROBUST
+
+
+def test_default_share_is_closer_to_the_floor_than_equal_spending() -> None:
+    test = SequentialTest(0.01, 0.01, 1000)
+    assert test.looks == [469, 938, 1000] and SequentialTest.floor(0.01, 0.01) == 459
+    # Bonferroni over the same two looks (alpha/2 each) would need 528 samples at the first look
+    assert cp_lower(527, 527, 0.005) <= 0.99 < cp_lower(528, 528, 0.005)
+    # a cap below the first look leaves one look at n_max with the full alpha: the fixed test
+    single = SequentialTest(0.01, 0.01, 465)
+    assert single.looks == [465] and single.levels == [0.01]
+    with pytest.raises(ValueError, match="first_look_share"):
+        SequentialTest(0.01, 0.01, 1000, first_look_share=1.0)
 
 
 def test_naive_per_look_testing_inflates_false_certifications() -> None:

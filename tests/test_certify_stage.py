@@ -200,9 +200,16 @@ def test_certified_accuracy_and_summary_rows() -> None:
     mrows = mixed_summary_rows("digits", "gauss_aug-0.25", mixed, radii)
     assert {r["classifier"] for r in mrows} == {mixed_id(0.7, "gauss_aug-0.25"), "mix-prob-1-gauss_aug-0.25"}
     assert mixed_id(0.7, "gauss_aug-0.25") == "mix-prob-0.7-gauss_aug-0.25"
-    assert {r["evaluation"] for r in mrows} == {"certify-mixed-rs", "certify-mixed-lipschitz"}
+    assert {r["evaluation"] for r in mrows} == {"certify-mixed-rs", "certify-mixed-lipschitz",
+                                                "certify-mixed-lipschitz-sharp"}
+    assert all(r["radius_lipschitz_sharp"] == pytest.approx(2 * r["radius_lipschitz"]) for r in mixed)
     for name in {r["classifier"] for r in mrows}:
-        for ev in ("certify-mixed-rs", "certify-mixed-lipschitz"):
+        sharp = [r["value"] for r in mrows if r["classifier"] == name and r["metric"] == "certified_accuracy"
+                 and r["evaluation"] == "certify-mixed-lipschitz-sharp"]
+        paper = [r["value"] for r in mrows if r["classifier"] == name and r["metric"] == "certified_accuracy"
+                 and r["evaluation"] == "certify-mixed-lipschitz"]
+        assert all(s >= q for s, q in zip(sharp, paper, strict=True))
+        for ev in ("certify-mixed-rs", "certify-mixed-lipschitz", "certify-mixed-lipschitz-sharp"):
             vals = [r["value"] for r in mrows if r["classifier"] == name and r["evaluation"] == ev
                     and r["metric"] == "certified_accuracy"]
             assert len(vals) == 3 and all(a >= b for a, b in zip(vals, vals[1:], strict=False))

@@ -37,7 +37,22 @@ def _merge(base, update):
 
 
 @pytest.mark.parametrize("mutate,key,words", [
-    (lambda c: c["threat"].__setitem__("eps", -0.1), "threat.eps", "minimum"),
+    (lambda c: c["threats"][0].__setitem__("eps", -0.1), "threats.0.eps", "less than or equal to the minimum"),
+    (lambda c: c["threats"][0].__setitem__("eps", 0), "threats.0.eps", "less than or equal to the minimum"),
+    (lambda c: c["threats"][0].__setitem__("norm", "L1"), "threats.0.norm", "not one of"),
+    (lambda c: c["threats"].append({"norm": "Linf", "eps": 0.3}), "threats.2", "duplicate"),
+    (lambda c: c.__setitem__("threats", []), "threats", "non-empty"),
+    (lambda c: c["era"].__setitem__("threats", [{"norm": "Linf", "eps": 0.2}]), "era.threats.0", "not an entry"),
+    (lambda c: c["mixing"].__setitem__("threats", [{"norm": "L2", "eps": 0.3}]), "mixing.threats.0", "not an entry"),
+    (lambda c: c["probabilistic"].__setitem__("threats", [{"norm": "Linf", "eps": 0.3}] * 2),
+     "probabilistic.threats", "twice"),
+    (lambda c: c["models"]["variance"].__setitem__("threats", [{"norm": "Linf", "eps": 0.5}]),
+     "models.variance.threats.0", "not an entry"),
+    (lambda c: c["era"].__setitem__("threats", None), "era.models.3", "not trained at linf-0.3"),
+    (lambda c: c["models"]["trades"].__setitem__("threats", [{"norm": "Linf", "eps": 0.3}]),
+     "models.era.threats", "its init"),
+    (lambda c: c["certify"].__setitem__("mix_standard", "trades"), "certify.mix_standard", "threat-free"),
+    (lambda c: c["era"]["composite"].__setitem__("compare", ["nope"]), "era.composite.compare.0", "not a model"),
     (lambda c: c["train"].__setitem__("epochs", "ten"), "train.epochs", "integer"),
     (lambda c: c.__setitem__("dataset", "imagenet"), "dataset", "not one of"),
     (lambda c: c["attacks"].pop("pgd"), "attacks.pgd", "missing key"),
@@ -57,11 +72,11 @@ def test_each_mistake_gives_one_line_naming_the_key(default, schema, mutate, key
 
 def test_snakemake_stops_before_any_job(root, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("threat: {norm: Linf, eps: -1}\n")
+    bad.write_text("threats: [{norm: Linf, eps: -1}]\n")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)], cwd=root,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
-    assert "config error at threat.eps" in proc.stdout + proc.stderr
+    assert "config error at threats.0.eps" in proc.stdout + proc.stderr
 
 
 def test_config_check_loads_neither_torch_nor_scipy(root):

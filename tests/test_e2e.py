@@ -66,10 +66,10 @@ def test_changing_a_training_hyperparameter_reruns_that_model_and_its_dependants
     plan = planned_outputs(smoke_run, *_override(smoke_run, "o1.yaml", (
         "models:\n  pgd_at:\n    objective: pgd_at\n    params: {steps: 3, step_rel: 0.5}\n")))
     outputs = [o for outs in plan.values() for o in outs]
-    assert "results/digits/models/pgd_at.json" in outputs
+    assert {"results/digits/linf-0.1/models/pgd_at.json", "results/digits/linf-0.3/models/pgd_at.json"} <= set(outputs)
     assert not any("models/standard." in o or "models/trades." in o for o in outputs)
-    assert "results/digits/eval/pgd_at/autoattack.csv" in outputs
-    assert not any(o.startswith("results/digits/eval/standard/") for o in outputs)
+    assert "results/digits/linf-0.3/eval/pgd_at/autoattack.csv" in outputs
+    assert not any("/eval/standard/" in o for o in outputs)
 
 
 def _outputs(plan: dict[str, list[str]]) -> list[str]:
@@ -94,6 +94,32 @@ def test_changing_sigma_reruns_only_certification(smoke_run):
     outputs = _outputs(plan)
     assert any("gauss_aug-0.5" in o for o in outputs)
     assert _only(outputs, ("gauss_aug-0.5", "/certify/")) == []
+
+
+THREATS = "threats:\n  - {norm: Linf, eps: 0.1}\n  - {norm: Linf, eps: 0.3}\n"
+
+
+def test_adding_a_threat_plans_only_its_jobs_and_removing_it_reruns_nothing(smoke_run, tmp_path):
+    work = copy_workflow(tmp_path / "w")
+    shutil.copytree(smoke_run / "results", work / "results")
+    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
+    added = _override(work, "t1.yaml", THREATS + "  - {norm: Linf, eps: 0.2}\n")
+    outputs = _outputs(planned_outputs(work, *added))
+    assert "results/digits/linf-0.2/models/pgd_at.json" in outputs
+    assert "results/digits/linf-0.2/eval/standard/autoattack.csv" in outputs
+    # nothing at the other budgets, no threat-free model, no certificate: only the new budget and what reads it
+    assert _only(outputs, ("/linf-0.2/",)) == []
+    assert not any("/models/standard." in o for o in outputs)
+    snakemake(work, *added)
+    # back to the two budgets: every job of theirs is done, only the tables and figures that read the summary
+    assert _only(_outputs(planned_outputs(work, *SMOKE)), ()) == []
+
+
+def test_changing_one_stages_threats_touches_only_that_stage(smoke_run):
+    plan = planned_outputs(smoke_run, *_override(smoke_run, "t4.yaml", "mixing: {threats: null}\n"))
+    outputs = _outputs(plan)
+    assert "results/digits/linf-0.1/models/mixnet.pt" in outputs
+    assert _only(outputs, ("/linf-0.1/models/mix", "/linf-0.1/eval/mix", "/linf-0.1/eval/trades/confidence")) == []
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(smoke_run, tmp_path):
@@ -161,7 +187,7 @@ def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):
     work = copy_workflow(tmp_path / "w")
     shutil.copytree(smoke_run / "results", work / "results")
     shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
-    record = work / "results" / "digits" / "eval" / "standard" / "clean.csv"
+    record = work / "results" / "digits" / "linf-0.3" / "eval" / "standard" / "clean.csv"
     record.write_text(record.read_text()[:-30])
     proc = subprocess.run([sys.executable, "-m", "tradeoff", "summarize", "--out", str(tmp_path / "s.csv"),
                            str(record)], env=env(), capture_output=True, text=True)

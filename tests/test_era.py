@@ -11,18 +11,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from tradeoff.abstain import (
-    AdaptiveAttack,
     CertifiedSelector,
     Composite,
     EmpiricalSelector,
     RobustnessAttack,
-    adaptive_attack,
     certified_l2_radius_needed,
     clean_decision,
     compositional_indicators,
     robustness_metrics,
     robustness_test,
 )
+from tradeoff.attacks.adaptive import AdaptiveAttack, era_adaptive_attack
 from tradeoff.attacks.pgd import Threat
 from tradeoff.classifiers import load_classifier
 from tradeoff.io import save_torch, write_json
@@ -235,7 +234,7 @@ def test_2eps_rule_accepted_points_cannot_be_fooled_and_eps_rule_points_can():
     assert torch.equal(dec.sound, margins > 2 * THREAT.eps * W1)
     assert torch.equal(dec.selected, margins > THREAT.eps * W1)
     assert torch.equal(dec.prediction, composite(x).argmax(1))
-    res = adaptive_attack(composite, x, dec.prediction, THREAT,
+    res = era_adaptive_attack(composite, x, dec.prediction, THREAT,
                           AdaptiveAttack(steps=20, step_rel=0.1, lambdas=(0.0, 1.0)))
     assert not (dec.sound & res.fooled).any()  # the 2ε rule is sound
     eps_only = dec.selected & ~dec.sound

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from tradeoff import mixing
-from tradeoff.attacks.pgd import Threat, dlr_targeted_loss
+from tradeoff.attacks.adaptive import mixnet_attack
+from tradeoff.attacks.pgd import Threat, dlr_targeted_loss, pgd
 from tradeoff.cli import main
 from tradeoff.io import read_records
 from tradeoff.mixing import (
@@ -21,7 +22,6 @@ from tradeoff.mixing import (
     MixingNetwork,
     MixOutput,
     NetworkOptions,
-    adaptive_attack,
     attack_targets,
     fit_adversaries,
     fit_objective,
@@ -126,14 +126,17 @@ def test_bce_term_of_the_adaptive_objective_drives_alpha_down():
     y = model(X).argmax(1)
     with torch.no_grad():
         a_clean = model.forward_all(X).alpha
-    common = dict(steps=10, step_rel=0.1, restarts=1)
-    adv_bce = adaptive_attack(model, X, y, threat, w=1.0, generator=gen(), **common)
-    adv_ce = adaptive_attack(model, X, y, threat, w=0.0, generator=gen(), **common)
+    # the objective alone (no success test, so no point is frozen where it first misclassifies)
+    adv_bce = pgd(mixing.adaptive_objective(model, y, 1.0), X, threat, steps=10, step_size=0.03, generator=gen())
+    adv_ce = pgd(mixing.adaptive_objective(model, y, 0.0), X, threat, steps=10, step_size=0.03, generator=gen())
     with torch.no_grad():
         a_bce, a_ce = model.forward_all(adv_bce).alpha, model.forward_all(adv_ce).alpha
     assert (adv_bce - X).abs().max() <= 0.3 + 1e-6
     assert (a_bce < a_clean).float().mean() > 0.9  # untrained network: α moves little, but down
     assert a_bce.mean() < a_ce.mean()
+    # the attack built on it (best iterate: broken points stop where they break) stays in the ball
+    adv = mixnet_attack(model, X, y, threat, w=0.5, steps=10, step_rel=0.1, restarts=2, generator=gen())
+    assert (adv - X).abs().max() <= 0.3 + 1e-6
 
 
 # ----------------------------------------------------------------------------------------------------------

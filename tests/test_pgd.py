@@ -97,8 +97,10 @@ def test_losses_signs():
 
 
 def test_attack_costs_steps_gradient_passes_and_one_forward_per_restart():
-    # objective and success share the final no-grad forward of each restart (needed only to choose among
-    # restarts): one restart costs exactly steps × (fwd + bwd), the benchmark's floor
+    # Each iterate is judged (misclassified or not) on the forward pass of its own gradient step, and a
+    # restart's final iterate, which no gradient step follows, costs one no-grad forward. Best-iterate
+    # semantics need that last check even for one restart (it used to return its last iterate unjudged):
+    # one restart costs steps × (fwd + bwd) + 1 fwd.
     torch.manual_seed(5)
     w = torch.randn(10)
     calls = {"grad": 0, "nograd": 0}
@@ -108,9 +110,72 @@ def test_attack_costs_steps_gradient_passes_and_one_forward_per_restart():
         return linear_model(w, 0.0)(z)
 
     x = torch.randn(50, 10)
+    x = x[(x @ w).abs() > 0.1]  # no point within reach of the boundary: nothing breaks, nothing is dropped
     y = (x @ w > 0).long()
     attack_model(model, x, y, Threat("Linf", 1e-4, None), steps=6, step_size=1e-5, restarts=3)
     assert calls == {"grad": 18, "nograd": 3}
     calls.update(grad=0, nograd=0)
     attack_model(model, x, y, Threat("Linf", 1e-4, None), steps=6, step_size=1e-5, restarts=1)
-    assert calls == {"grad": 6, "nograd": 0}  # one restart: its last iterate is returned as is
+    assert calls == {"grad": 6, "nograd": 1}
+    # training's use (no success test, one restart) still makes no extra pass
+    calls.update(grad=0, nograd=0)
+    pgd(lambda z: model(z)[:, 1], x, Threat("Linf", 1e-4, None), steps=6, step_size=1e-5)
+    assert calls == {"grad": 6, "nograd": 0}
+
+
+def test_best_iterate_is_returned_when_a_later_iterate_is_no_longer_adversarial():
+    # A 1-D "model" that is wrong only on a thin slab the ascent passes through: the objective keeps growing
+    # beyond the slab, so the last iterate is correct again while an earlier one was adversarial.
+    def model(z):
+        s = z[:, 0]
+        wrong = ((s > 0.25) & (s < 0.35)).float()
+        return torch.stack([s * 0 + 10 * (1 - wrong) * 0.1, wrong], dim=1)
+
+    def objective(z):
+        return z[:, 0]
+
+    x = torch.zeros(8, 1)
+    y = torch.zeros(8, dtype=torch.long)
+    threat = Threat("Linf", 1.0, None)
+    plain = pgd(objective, x, threat, steps=10, step_size=0.1, rand_init=False)
+    assert (model(plain).argmax(1) == y).all()  # the last iterate (1.0) is classified correctly
+    best = pgd(objective, x, threat, steps=10, step_size=0.1, rand_init=False,
+               success=lambda z: model(z).argmax(1) != y)
+    assert (model(best).argmax(1) != y).all()  # iterate 0.3 was adversarial and is kept
+    assert torch.allclose(best[:, 0], torch.full((8,), 0.3))
+    # indexed objective (broken samples dropped): same guarantee, any number of restarts
+    for restarts in (1, 3):
+        out = pgd(lambda z, rows: objective(z), x, threat, steps=10, step_size=0.1, restarts=restarts,
+                  rand_init=False, success=lambda z, rows: model(z).argmax(1) != y[rows], indexed=True)
+        assert (model(out).argmax(1) != y).all()
+        assert (out - x).abs().max() <= 1.0 + 1e-6
+
+
+def _record_every_iterate(net, x, y, trial):
+    ever = torch.zeros(x.shape[0], dtype=torch.bool)
+
+    def success(z, rows):
+        with torch.no_grad():
+            bad = net(z).argmax(1) != y[rows]
+        ever[rows[bad]] = True
+        return bad
+
+    out = pgd(lambda z, rows: margin_loss(net(z), y[rows]), x, Threat("Linf", 0.4, None), steps=8,
+              step_size=0.5, restarts=2, success=success, indexed=True, generator=torch.Generator().manual_seed(trial))
+    return out, ever
+
+
+def test_best_iterate_pgd_never_returns_a_correct_point_when_an_iterate_was_adversarial():
+    # random 2-layer nets, random starts, large steps (the ascent oscillates): record every iterate's
+    # correctness with an instrumented success test and compare with the returned point
+    torch.manual_seed(6)
+    for trial in range(5):
+        net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+        x = torch.randn(64, 6)
+        with torch.no_grad():
+            y = net(x).argmax(1)
+        out, ever = _record_every_iterate(net, x, y, trial)
+        with torch.no_grad():
+            wrong = net(out).argmax(1) != y
+        assert ever.any()
+        assert torch.equal(wrong, ever)

@@ -139,7 +139,7 @@ def test_preset_code_paths_on_stand_in_tensors(root, tmp_path, monkeypatch, name
     x, y = splits.x("train")[:4], splits.y("train")[:4]
     x_test, y_test = splits.x("test"), splits.y("test")
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    threat = threat_from(cfg["threat"], splits.bounds)
+    threat = threat_from(cfg["threats"][-1], splits.bounds)  # the largest budget of the preset
 
     # the preset's architecture at full size: logits and the two feature maps of the mixing network
     arch, options = cfg["model"]["arch"], cfg["model"]["options"]
@@ -227,9 +227,10 @@ def test_preset_code_paths_on_stand_in_tensors(root, tmp_path, monkeypatch, name
     assert all(r["radius_rs"] >= 0 and r["radius_lipschitz"] >= 0 for r in mixed_rows)
 
     # probabilistic (ε, κ) certification of 1 point with the preset's κ and α, a small sample cap
-    settings = ProbSettings.from_mapping({**cfg["probabilistic"], "n_max": 1000})
+    prob_threat = cfg["probabilistic"]["threats"][0]  # the vicinity is the stage's threat ball
+    settings = ProbSettings.from_mapping({**cfg["probabilistic"], **prob_threat, "n_max": 1000})
     check_settings(settings)
-    assert settings.kappa == 0.01 and settings.eps == pytest.approx(threat.eps)
+    assert settings.kappa == 0.01 and settings.eps == pytest.approx(prob_threat["eps"])
     prob_writer = ResumableCSV(tmp_path / "prob.csv", RAW_COLUMNS)
     assert certify_points(models["variance"], x_test, y_test, [0], cfg["probabilistic"]["tests"], settings, seed,
                           prob_writer) == 1

@@ -14,6 +14,8 @@ import yaml
 from preset_helpers import PRESETS, merge, preset_config
 from workflow_helpers import copy_workflow, parse_plan, snakemake
 
+from tradeoff.config import threat_id
+
 ZOO_OVERLAY = {"zoo": {"models": {"wang2023": {"name": "Wang2023Better_WRN-28-10", "threat_model": "Linf",
                                                "sha256": None, "features": None}}},
                "mixing": {"robust": "wang2023"}}
@@ -58,13 +60,25 @@ def test_preset_plans_every_stage(root, dry_runs, name):
     assert ds == name
     sigmas = [f"{s:g}" for s in cfg["certify"]["sigmas"]]
     base = [*cfg["models"], *(f"gauss_aug-{s}" for s in sigmas)]
+    every = [threat_id(t) for t in cfg["threats"]]
+
+    def at(section):  # the threat ids a stage (a config section with a `threats` key) runs at
+        chosen = section.get("threats")
+        return every if chosen is None else [threat_id(t) for t in chosen]
+
+    model_threats = {m: at(cfg["models"][m]) for m in cfg["models"]}
+    model_threats.update({f"gauss_aug-{s}": at(cfg["certify"]) for s in sigmas})
+    shared = {m for m in base if m.startswith("gauss_aug-") or cfg["models"][m]["objective"] == "standard"}
     assert f"results/{ds}/data.pt" in _paths(plan, "prepare_data")
-    assert {f"results/{ds}/models/{m}.pt" for m in base} <= _paths(plan, "train")
-    # every base model (and zoo model) under standard AutoAttack, end to end
+    assert {f"results/{ds}/models/{m}.pt" for m in shared} <= _paths(plan, "train_shared")
+    assert {f"results/{ds}/{t}/models/{m}.pt" for m in base if m not in shared for t in model_threats[m]} \
+        <= _paths(plan, "train")
+    # every base model (and zoo model) under standard AutoAttack, end to end, at each of its budgets
     zoo = list(cfg["zoo"]["models"] or {})
     evaluated = _paths(plan, "evaluate")
-    assert {f"results/{ds}/eval/{m}/autoattack.csv" for m in [*base, *zoo]} <= evaluated
-    # certification: every σ, in more than one resumable shard
+    assert {f"results/{ds}/{t}/eval/{m}/autoattack.csv" for m in base for t in model_threats[m]} <= evaluated
+    assert {f"results/{ds}/{t}/eval/{z}/autoattack.csv" for z in zoo for t in every} <= evaluated
+    # certification: every σ, in more than one resumable shard (ℓ2 certificates: no budget in the path)
     shards = cfg["certify"]["shards"]
     assert shards > 1
     assert {f"results/{ds}/certify/gauss_aug-{s}/shards/{i}-of-{shards}.csv" for s in sigmas
@@ -72,18 +86,23 @@ def test_preset_plans_every_stage(root, dry_runs, name):
     assert {f"results/{ds}/certify/gauss_aug-{s}/rs.csv" for s in sigmas} <= _paths(plan, "certify_merge")
     # mixing: every fixed α and mode, the mixing network, its adaptive attack, the robust model's margins
     mix = cfg["mixing"]
-    assert {f"results/{ds}/models/mix-{m}-{a:g}.json" for m in mix["modes"] for a in mix["alphas"]} \
-        <= _paths(plan, "mix_spec")
-    assert {f"results/{ds}/eval/mix-prob-{a:g}/autoattack.csv" for a in mix["alphas"]} <= evaluated
-    assert f"results/{ds}/models/mixnet.pt" in _paths(plan, "fit_mixnet")
-    assert f"results/{ds}/eval/mixnet/adaptive.csv" in _paths(plan, "adaptive_mixnet")
-    assert f"results/{ds}/eval/{mix['robust']}/margin.csv" in _paths(plan, "robust_margins")
-    # probabilistic certification and ERA
+    for t in at(mix):
+        assert {f"results/{ds}/{t}/models/mix-{m}-{a:g}.json" for m in mix["modes"] for a in mix["alphas"]} \
+            <= _paths(plan, "mix_spec")
+        assert {f"results/{ds}/{t}/eval/mix-prob-{a:g}/autoattack.csv" for a in mix["alphas"]} <= evaluated
+        assert f"results/{ds}/{t}/models/mixnet.pt" in _paths(plan, "fit_mixnet")
+        assert f"results/{ds}/{t}/eval/mixnet/adaptive.csv" in _paths(plan, "adaptive_mixnet")
+        assert f"results/{ds}/{t}/eval/{mix['robust']}/confidence.csv" in _paths(plan, "robust_margins")
+    # probabilistic certification and ERA (the composite with each robust branch), at their own budgets
     prob = cfg["probabilistic"]
     assert len([p for p in _paths(plan, "certify_prob_shard") if p.endswith(".csv")]) \
-        == len(prob["classifiers"]) * prob["shards"]
-    assert {f"results/{ds}/eval/{m}/robustness.csv" for m in cfg["era"]["models"]} <= _paths(plan, "era_robustness")
-    assert f"results/{ds}/eval/era-composite/adaptive.csv" in _paths(plan, "era_composite_evaluate")
+        == len(prob["classifiers"]) * prob["shards"] * len(at(prob))
+    era = cfg["era"]
+    composites = ["era-composite", *(f"era-composite-{b}" for b in era["composite"]["compare"])]
+    for t in at(era):
+        assert {f"results/{ds}/{t}/eval/{m}/robustness.csv" for m in era["models"]} <= _paths(plan, "era_robustness")
+        assert {f"results/{ds}/{t}/eval/{c}/adaptive.csv" for c in composites} \
+            <= _paths(plan, "era_composite_evaluate")
     assert "results/summary.csv" in _paths(plan, "summary")
     # the zoo rule exists only when the config names zoo models
     assert ("zoo_fetch" in plan) == bool(zoo)

@@ -176,7 +176,9 @@ def _design_rates(rule, p: float, inputs: int, seed: int) -> tuple[float, float]
 
 
 def _settings(path: Path) -> ProbSettings:
-    return ProbSettings.from_mapping(yaml.safe_load(path.read_text())["probabilistic"])
+    config = yaml.safe_load(path.read_text())
+    # the vicinity is a threat's ball (the first listed, when the config lists threats)
+    return ProbSettings.from_mapping({**config["probabilistic"], **(config.get("threats") or [{}])[0]})
 
 
 def test_configured_tests_control_false_certification_at_the_boundary() -> None:

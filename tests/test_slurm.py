@@ -49,14 +49,14 @@ def test_pipeline_runs_through_slurm_with_a_gpu_rule(tmp_path, monkeypatch):
     work = copy_workflow(tmp_path / "cluster")
     (work / "gpu.yaml").write_text("resources: {gpu: 1, threads: 1, mem_mb: 1000, runtime: 15}\n")
     monkeypatch.setenv("TRADEOFF_ALLOW_CPU_FALLBACK", "1")
-    targets = ["results/env/digits.json", "results/digits/eval/standard/clean.csv"]
+    targets = ["results/env/digits.json", "results/digits/linf-0.3/eval/standard/clean.csv"]
     snakemake(work, "--profile", "profiles/slurm", "--configfile", "presets/smoke.yaml", "gpu.yaml", "--",
               *targets, timeout=1200)
     env_report = json.loads((work / "results" / "env" / "digits.json").read_text())
     assert env_report["slurm_job_id"] and env_report["gpus_requested"] == 1
     mine = [j for j in slurm_jobs() if j.get("WorkDir") == str(work)]
     rules = {j.get("Comment", "").split("_wildcards")[0] for j in mine if j.get("JobState") == "COMPLETED"}
-    assert {"rule_check_env", "rule_train", "rule_evaluate_with_clean"} <= rules, mine  # clean.csv + pgd.csv
+    assert {"rule_check_env", "rule_train_shared", "rule_evaluate_with_clean"} <= rules, mine  # clean.csv + pgd.csv
     for job in mine:
         if job.get("JobState") == "COMPLETED":
             assert job.get("TresPerJob") == "gres:gpu:1", job  # the GPU was requested from SLURM

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "profiles", "presets"]
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "profiles", "presets", "envs"]
 
 
 def copy_workflow(dest: Path) -> Path:

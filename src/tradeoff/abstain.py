@@ -12,7 +12,7 @@ Inaccuracy"; spec §3).
   x' ∈ B(x, ε) is accepted and F(x') = f_rob(x) (:meth:`Composite.sound_selection`).
 * **Evaluation.** By joining per-sample records (:func:`compositional_indicators`, the reference code's
   formulas, selector at 2ε) and by an end-to-end adaptive attack that tries both ways of fooling F
-  (:func:`adaptive_attack`); a point counts as robust only if both say so.
+  (:func:`~tradeoff.attacks.adaptive.era_adaptive_attack`); a point counts as robust only if both say so.
 
 The selector, the composition and the adaptive attack are the paper's methods and exist in no library,
 so they are written here; every attack in this module is the package's one PGD loop
@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks.autoattack import run_autoattack
-from .attacks.pgd import Threat, attack_model, pgd
+from .attacks.pgd import Threat, pgd
+from .attacks.suite import MarginSuite, margin_attack
 from .certify.cohen import ABSTAIN, Smooth, certify_from_counts
 from .certify.sampling import point_generator
 from .classifiers import load_classifier, register_kind
@@ -78,7 +79,7 @@ def compositional_indicators(selected: np.ndarray, acc_rob: np.ndarray, rob_rob:
     robust = s·rob_rob + (1−s)·rob_std, with s the selector at the clean input (evaluated at 2ε).
     Their product averaged over the test set is ``comp_rob_acc``. A rejected point counts only the
     standard model's robustness (slightly optimistic: an attacker could also try to get it accepted),
-    which is why :func:`adaptive_attack` is run as well.
+    which is why :func:`~tradeoff.attacks.adaptive.era_adaptive_attack` is run as well.
     """
     s = np.asarray(selected, dtype=bool)
     correct = np.where(s, np.asarray(acc_rob, dtype=bool), np.asarray(acc_std, dtype=bool))
@@ -105,9 +106,11 @@ class RobustnessResult:
 
 @dataclass(frozen=True)
 class RobustnessAttack:
-    """The attack of the robustness test: PGD on CE towards the own prediction (``steps`` steps of
-    ``step_rel``·radius, ``restarts`` random starts), then optionally the ``apgd`` attacks of
-    ``pyautoattack`` (e.g. ``["apgd-ce", "apgd-t"]``) with y = the own prediction."""
+    """The attack of the robustness test, towards changing the model's own prediction: PGD on ``loss``
+    (``ce`` or the logit ``margin``) with ``steps`` steps of ``step_rel``·radius and ``restarts`` random
+    starts, then ``targets`` targeted margin runs towards the next most likely classes (best iterate,
+    surviving points only; :func:`~tradeoff.attacks.suite.margin_attack`), then optionally the ``apgd``
+    attacks of ``pyautoattack`` (e.g. ``["apgd-ce", "apgd-t"]``) with y = the own prediction."""
 
     steps: int = 20
     step_rel: float = 0.125
@@ -115,13 +118,16 @@ class RobustnessAttack:
     apgd: tuple[str, ...] = ()
     apgd_iter: int = 100
     n_target_classes: int = 9
+    loss: str = "ce"
+    targets: int = 0
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> RobustnessAttack:
         return cls(steps=int(params.get("steps", 20)), step_rel=float(params.get("step_rel", 0.125)),
                    restarts=int(params.get("restarts", 1)), apgd=tuple(params.get("apgd", ())),
                    apgd_iter=int(params.get("apgd_iter", 100)),
-                   n_target_classes=int(params.get("n_target_classes", 9)))
+                   n_target_classes=int(params.get("n_target_classes", 9)), loss=str(params.get("loss", "ce")),
+                   targets=int(params.get("targets", 0)))
 
 
 def in_ball(x: torch.Tensor, x_adv: torch.Tensor, threat: Threat, tol: float = 1e-5) -> torch.Tensor:
@@ -140,7 +146,8 @@ def robustness_test(model: Model, x: torch.Tensor, threat: Threat, attack: Robus
                     device: torch.device | str = "cpu") -> RobustnessResult:
     """Attack ``model`` at every point of ``x`` towards changing its own prediction ŷ = argmax f(x).
 
-    PGD runs first; the APGD attacks of ``attack.apgd`` then run on the points PGD did not flip, only
+    PGD runs first (untargeted, then targeted runs on the points it did not flip); the APGD attacks of
+    ``attack.apgd`` then run on the points PGD did not flip, only
     when the threat's bounds are [0, 1] (``pyautoattack`` clips to that box).
 
     Guarantee: ``robust[i]`` is False exactly when a point of B(x_i, ε) ∩ bounds was found whose
@@ -154,16 +161,16 @@ def robustness_test(model: Model, x: torch.Tensor, threat: Threat, attack: Robus
     robust = torch.ones_like(own, dtype=torch.bool)
     flipped_by = [""] * x.shape[0]
     if threat.eps > 0 and attack.steps > 0:
-        with torch.enable_grad():
-            x_pgd = attack_model(model, x, own, threat, steps=attack.steps,
-                                 step_size=attack.step_rel * threat.eps, restarts=attack.restarts, loss="ce",
-                                 generator=generator)
+        suite = MarginSuite(steps=attack.steps, step_rel=attack.step_rel, restarts=attack.restarts,
+                            loss=attack.loss, targets=attack.targets)
+        res = margin_attack(model, x, own, threat, suite, generator=generator, batch_size=max(1, x.shape[0]))
+        x_pgd = res.x_adv.to(x.device)
         with torch.no_grad():
             flipped = model(x_pgd).argmax(1) != own
         best[flipped] = x_pgd[flipped]
         robust &= ~flipped
         for i in torch.nonzero(flipped).flatten().tolist():
-            flipped_by[i] = "pgd"
+            flipped_by[i] = res.broken_by[i].replace("margin", "pgd", 1)
     if threat.eps > 0 and attack.apgd and bool(robust.any()) and threat.bounds != (0.0, 1.0):
         # pyautoattack clips every iterate to [0, 1]: on data with other bounds its points leave the ball.
         log.warning("APGD skipped: pyautoattack assumes inputs in [0, 1], the threat's bounds are %s",
@@ -211,7 +218,8 @@ class EmpiricalSelector:
     output. Robustness of f_rob at ε only is not enough: an attacker moves x to an x' near f_rob's
     boundary, where the selector rejects and the standard model, which is not robust, answers instead
     (tests/test_era.py builds exactly this case). With an exact robustness test the rule is a proof; with
-    an attack it holds up to the attack's strength, which :func:`adaptive_attack` then probes.
+    an attack it holds up to the attack's strength, which
+    :func:`~tradeoff.attacks.adaptive.era_adaptive_attack` then probes.
 
     The first attack run starts at x' itself (no random start), so s is a deterministic function of x';
     further ``restarts`` add random starts from a generator reseeded with ``seed`` on every call.
@@ -333,7 +341,8 @@ class Composite(nn.Module):
     Guarantee: argmax F(x) equals the selector's branch prediction (f_rob's, or the certified smoothed
     class) on every accepted input and argmax f_std(x) on every rejected one. Gradients flow through the
     chosen branch only; the selector's decision is not differentiable, which is why the composite is
-    evaluated with :func:`adaptive_attack` rather than a gradient attack on F alone.
+    evaluated with :func:`~tradeoff.attacks.adaptive.era_adaptive_attack` rather than a gradient attack on
+    F alone.
     """
 
     def __init__(self, robust: nn.Module, standard: nn.Module,
@@ -362,7 +371,9 @@ class Composite(nn.Module):
 class CleanDecision:
     """The composite at clean inputs: runtime selection, the 2ε rule's sound selection, F's prediction,
     the branch's and the standard model's predictions, and (certified selector) whether the branch's
-    certificate covers the ε-ball (None for the empirical selector: that comes from robustness records)."""
+    certificate covers the ε-ball (None for the empirical selector: that comes from robustness records).
+    With a strong check (empirical selector): ``strong_flip_eps`` marks the points where the strong attack
+    changes the robust model's prediction within ε (None without the check)."""
 
     selected: torch.Tensor
     sound: torch.Tensor
@@ -370,17 +381,23 @@ class CleanDecision:
     branch_prediction: torch.Tensor
     standard_prediction: torch.Tensor
     branch_certified: torch.Tensor | None
+    strong_flip_eps: torch.Tensor | None = None
 
 
 @torch.no_grad()
-def clean_decision(composite: Composite, x: torch.Tensor) -> CleanDecision:
+def clean_decision(composite: Composite, x: torch.Tensor, strong: RobustnessAttack | None = None, *,
+                   generator: torch.Generator | None = None, seed: int = 0) -> CleanDecision:
     """Evaluate ``composite`` at clean inputs, running each selector test once.
 
     Guarantee: ``prediction`` equals ``composite(x).argmax(1)``; ``sound`` is the selector's test at
-    radius (scale + 1)·ε (see :meth:`Composite.sound_selection`).
+    radius (scale + 1)·ε (see :meth:`Composite.sound_selection`) and, with ``strong`` (empirical selector),
+    additionally requires that the strong robustness test (:func:`robustness_test`: random starts,
+    restarts, margin loss, best iterate) finds no change of the robust model's prediction within
+    (scale + 1)·ε, so that the sound selection rate is not overstated by a weak runtime test.
     """
     sel = composite.selector
     std = composite.standard(x).argmax(1)
+    flip_eps = None
     if isinstance(sel, CertifiedSelector):
         preds, radii, _ = sel.certify(x)
         d = x[0].numel()
@@ -391,7 +408,15 @@ def clean_decision(composite: Composite, x: torch.Tensor) -> CleanDecision:
         selected, sound = sel.indicator(x, sel.scale), sel.indicator(x, sel.scale + 1.0)
         certified = None
         branch = composite.robust(x).argmax(1)
-    return CleanDecision(selected, sound, torch.where(selected, branch, std), branch, std, certified)
+        if strong is not None:
+            with torch.enable_grad():
+                wide = robustness_test(composite.robust, x, sel.threat.scaled(sel.scale + 1.0), strong,
+                                       generator=generator, seed=seed, device=x.device)
+                near = robustness_test(composite.robust, x, sel.threat, strong, generator=generator, seed=seed,
+                                       device=x.device)
+            sound = sound & wide.robust.to(x.device)
+            flip_eps = ~near.robust.to(x.device)
+    return CleanDecision(selected, sound, torch.where(selected, branch, std), branch, std, certified, flip_eps)
 
 
 def build_selector(spec: Mapping[str, Any], robust: Model, num_classes: int, threat: Threat
@@ -429,97 +454,3 @@ def _load_composite(spec: Mapping[str, Any], spec_path: Any, device: torch.devic
 # ----------------------------------------------------------------------------------------------------------
 # The end-to-end adaptive attack on the composite
 # ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AdaptiveAttack:
-    """Hyper-parameters of :func:`adaptive_attack`: PGD ``steps`` of ``step_rel``·ε, ``restarts`` per
-    objective, and the weights ``lambdas`` of the term that drives the robust model to its decision
-    boundary (so that the selector rejects) in the reject-path objective."""
-
-    steps: int = 40
-    step_rel: float = 0.1
-    restarts: int = 1
-    lambdas: tuple[float, ...] = (0.0, 1.0)
-
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, Any]) -> AdaptiveAttack:
-        return cls(steps=int(params.get("steps", 40)), step_rel=float(params.get("step_rel", 0.1)),
-                   restarts=int(params.get("restarts", 1)),
-                   lambdas=tuple(float(v) for v in params.get("lambdas", (0.0, 1.0))))
-
-
-@dataclass
-class AdaptiveResult:
-    """Per sample: whether some candidate changed F's prediction, the first such candidate (else the
-    clean input), F's prediction and selection there, and which path found it (``accept`` / ``reject-λ``)."""
-
-    fooled: torch.Tensor
-    x_adv: torch.Tensor
-    prediction: torch.Tensor
-    selected: torch.Tensor
-    path: list[str] = field(default_factory=list)
-
-
-def top2_margin(logits: torch.Tensor) -> torch.Tensor:
-    """Largest minus second-largest logit, per sample (0 on the decision boundary)."""
-    top = logits.topk(2, dim=1).values
-    return top[:, 0] - top[:, 1]
-
-
-def adaptive_attack(composite: Composite, x: torch.Tensor, target: torch.Tensor, threat: Threat,
-                    attack: AdaptiveAttack, *, generator: torch.Generator | None = None) -> AdaptiveResult:
-    """Try both ways of changing F's prediction ``target`` (normally F(x), = y on correct points) in B(x, ε).
-
-    * **accept path**: keep the selector accepting while the robust model is wrong — PGD maximizing
-      CE(f_rob(x'), target) without early stopping, which drives x' deep into another class of f_rob,
-      where the selector's 2ε test is least likely to flip it back;
-    * **reject path**, one run per λ: make the selector reject and fool the standard model — PGD
-      maximizing CE(f_std(x'), target) − λ·margin(f_rob(x')), pulling f_rob towards its decision
-      boundary so that the selector's attack succeeds and F falls back to f_std.
-
-    Every candidate is judged by running the real composite on it (selector included), so a reported
-    success is a genuine point of B(x, ε) ∩ bounds where F's prediction differs from ``target``.
-    Guarantee: ``fooled[i]`` True ⇒ ``x_adv[i]`` is such a point; False only says these attacks failed.
-    """
-    x = x.detach()
-    fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    best = x.clone()
-    path = [""] * x.shape[0]
-    with torch.no_grad():
-        sel0, out0 = composite.decide(x)
-    pred = out0.argmax(1)
-    chosen_sel = sel0.clone()
-    fooled |= pred != target
-    for i in torch.nonzero(fooled).flatten().tolist():
-        path[i] = "clean"
-    if threat.eps == 0:
-        return AdaptiveResult(fooled.cpu(), best.cpu(), pred.cpu(), chosen_sel.cpu(), path)
-    rob, std = composite.robust, composite.standard
-    step = attack.step_rel * threat.eps
-    objectives: list[tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = [
-        ("accept", lambda z, t: F.cross_entropy(rob(z), t, reduction="none"))]
-    for lam in attack.lambdas:
-        objectives.append((f"reject-{lam:g}",
-                           lambda z, t, lam=lam: F.cross_entropy(std(z), t, reduction="none")
-                           - lam * top2_margin(rob(z))))
-    for name, objective in objectives:
-        for _ in range(attack.restarts):
-            todo = torch.nonzero(~fooled).flatten()
-            if len(todo) == 0:
-                break
-            xs, ts = x[todo], target[todo]
-            with torch.enable_grad():
-                cand = pgd(lambda z, o=objective, t=ts: o(z, t), xs, threat, steps=attack.steps,
-                           step_size=step, generator=generator)
-            with torch.no_grad():
-                sel, out = composite.decide(cand)
-            hit = out.argmax(1) != ts
-            for j in torch.nonzero(hit).flatten().tolist():
-                i = int(todo[j])
-                fooled[i] = True
-                best[i] = cand[j]
-                pred[i] = out[j].argmax()
-                chosen_sel[i] = sel[j]
-                path[i] = name
-    return AdaptiveResult(fooled.cpu(), best.cpu(), pred.cpu(), chosen_sel.cpu(), path)

@@ -10,6 +10,7 @@ import sys
 from .commands import COMMANDS, MODULES
 from .commands.common import setup_logging
 from .io import ArtifactError
+from .progress import interval_arg, set_default_interval
 
 
 def _requested(argv: list[str]) -> str | None:
@@ -18,7 +19,7 @@ def _requested(argv: list[str]) -> str | None:
     for token in argv:
         if skip:
             skip = False
-        elif token == "--log-level":
+        elif token in ("--log-level", "--progress-interval"):
             skip = True
         elif not token.startswith("-"):
             return token
@@ -30,6 +31,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     job pays the import cost of its own stage only (every Snakemake job is one CLI call)."""
     parser = argparse.ArgumentParser(prog="tradeoff", description=__doc__)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--progress-interval", type=interval_arg, default=None, metavar="SECONDS",
+                        help="seconds between progress lines of long loops in the log (default: "
+                             "$TRADEOFF_PROGRESS_INTERVAL or 15)")
     sub = parser.add_subparsers(dest="command", required=True)
     wanted = _requested(argv if argv is not None else sys.argv[1:])
     modules = [COMMANDS[wanted]] if wanted in COMMANDS else MODULES
@@ -41,6 +45,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     setup_logging(args.log_level)
+    set_default_interval(args.progress_interval)
     try:
         args.func(args)
     except ArtifactError as exc:

@@ -75,3 +75,121 @@ def _models_refer_to_known_models(config: Mapping[str, Any]) -> None:
             raise ConfigError(f"config error at models.{name}.init: '{init}' is not a model in models")
         if init == name:
             raise ConfigError(f"config error at models.{name}.init: a model cannot start from itself")
+
+
+def threat_id(threat: Mapping[str, Any]) -> str:
+    """The path segment and id of a threat model: ``{"norm": "Linf", "eps": 0.3}`` → ``"linf-0.3"``."""
+    return f"{str(threat['norm']).lower()}-{float(threat['eps']):g}"
+
+
+STAGE_THREAT_KEYS = ("mixing.threats", "era.threats", "probabilistic.threats", "certify.threats")
+"""Config keys that name the threats at which a stage runs (null = every entry of ``threats``)."""
+
+
+def _stage_threats(config: Mapping[str, Any], key: str) -> list[Mapping[str, Any]] | None:
+    """The list at ``key`` (a dotted path ending in ``threats``), or None when it is null or absent."""
+    node: Any = config
+    for part in key.split(".")[:-1]:
+        node = node.get(part, {}) if isinstance(node, Mapping) else {}
+    return node.get("threats") if isinstance(node, Mapping) else None
+
+
+def stage_threat_ids(config: Mapping[str, Any], key: str) -> list[str]:
+    """The threat ids at which the stage ``key`` (e.g. ``"era.threats"`` or ``"models.variance.threats"``)
+    runs, in the order of ``threats``; every entry of ``threats`` when the key is null or absent."""
+    chosen = _stage_threats(config, key)
+    every = [threat_id(t) for t in config["threats"]]
+    if chosen is None:
+        return every
+    wanted = {threat_id(t) for t in chosen}
+    return [t for t in every if t in wanted]
+
+
+@register_check
+def _threats_are_distinct_and_stages_use_them(config: Mapping[str, Any]) -> None:
+    seen: set[str] = set()
+    for i, threat in enumerate(config["threats"]):
+        tid = threat_id(threat)
+        if tid in seen:
+            raise ConfigError(f"config error at threats.{i}: duplicate threat {threat['norm']} ε={threat['eps']:g}")
+        seen.add(tid)
+    keys = [*STAGE_THREAT_KEYS, *(f"models.{name}.threats" for name in config.get("models", {}))]
+    for key in keys:
+        chosen = _stage_threats(config, key)
+        for j, threat in enumerate(chosen or []):
+            if threat_id(threat) not in seen:
+                raise ConfigError(f"config error at {key}.{j}: {threat['norm']} ε={threat['eps']:g} is not an entry "
+                                  f"of threats ({', '.join(sorted(seen))})")
+        if chosen is not None and len({threat_id(t) for t in chosen}) < len(chosen):
+            raise ConfigError(f"config error at {key}: a threat is listed twice")
+
+
+THREAT_FREE_OBJECTIVES = frozenset({"standard", "gauss_aug"})
+"""Objectives whose training ignores the threat: their models are trained once and shared by every threat."""
+
+
+def _model_threat_ids(config: Mapping[str, Any], name: str) -> list[str]:
+    entry = config["models"][name]
+    return stage_threat_ids({"threats": config["threats"], "m": entry}, "m.threats")
+
+
+@register_check
+def _stages_refer_to_known_models(config: Mapping[str, Any]) -> None:
+    """Every model a stage names exists, is trained at the threats the stage runs at, and pairs make sense."""
+    models = config["models"]
+    zoo = dict((config.get("zoo") or {}).get("models") or {})
+    shared = {m for m, e in models.items() if e["objective"] in THREAT_FREE_OBJECTIVES} | set(zoo)
+
+    def at_threats(key: str, name: str, stage_key: str) -> None:
+        if name in zoo:
+            return
+        if name not in models:
+            raise ConfigError(f"config error at {key}: '{name}' is not a model in models")
+        missing = set(stage_threat_ids(config, stage_key)) - set(_model_threat_ids(config, name))
+        if missing:
+            raise ConfigError(f"config error at {key}: '{name}' is not trained at {', '.join(sorted(missing))} "
+                              f"(models.{name}.threats)")
+
+    for zid in zoo:
+        if zid in models:
+            raise ConfigError(f"config error at zoo.models.{zid}: the id is already a model in models")
+    for name, entry in models.items():
+        init = entry.get("init")
+        if entry["objective"] in THREAT_FREE_OBJECTIVES and init is not None and init not in shared:
+            raise ConfigError(f"config error at models.{name}.init: a threat-free model ({entry['objective']}) "
+                              f"cannot start from the threat-dependent model '{init}'")
+        if init is not None and init in models and \
+                not set(_model_threat_ids(config, name)) <= set(_model_threat_ids(config, init)):
+            raise ConfigError(f"config error at models.{name}.threats: '{init}' (its init) is not trained at "
+                              "all of them")
+    mixing = config["mixing"]
+    for key in ("accurate", "robust"):
+        at_threats(f"mixing.{key}", mixing[key], "mixing.threats")
+    if mixing["accurate"] == mixing["robust"]:
+        raise ConfigError("config error at mixing.robust: the robust model must differ from mixing.accurate")
+    if not mixing["network"]["alpha_min"] < mixing["network"]["alpha_max"]:
+        raise ConfigError("config error at mixing.network.alpha_min: must be smaller than alpha_max")
+    if not mixing["fit"]["attack"]["eps_lo"] <= mixing["fit"]["attack"]["eps_hi"]:
+        raise ConfigError("config error at mixing.fit.attack.eps_lo: must not exceed eps_hi")
+    era = config["era"]
+    for i, name in enumerate(era["models"]):
+        at_threats(f"era.models.{i}", name, "era.threats")
+    composite = era["composite"]
+    at_threats("era.composite.robust", composite["robust"], "era.threats")
+    at_threats("era.composite.standard", composite["standard"], "era.threats")
+    for i, name in enumerate(composite["compare"]):
+        at_threats(f"era.composite.compare.{i}", name, "era.threats")
+    if composite["standard"] in (composite["robust"], *composite["compare"]):
+        raise ConfigError("config error at era.composite.standard: must differ from every robust branch")
+    for name in ("standard", "trades", "era"):
+        if name not in models:
+            raise ConfigError(f"config error at models: the gauss3 picture (era.gauss3) needs a model '{name}'")
+    mix_standard = config["certify"]["mix_standard"]
+    if mix_standard not in shared:
+        raise ConfigError(f"config error at certify.mix_standard: '{mix_standard}' must be a threat-free model "
+                          f"({', '.join(sorted(shared))}): the ℓ2 certificates do not depend on the threat")
+    composites = {"mixnet", "era-composite", *(f"era-composite-{b}" for b in composite["compare"])}
+    for i, name in enumerate(config["probabilistic"]["classifiers"]):
+        if name in composites or name.startswith(("mix-prob-", "mix-logit-")):
+            continue
+        at_threats(f"probabilistic.classifiers.{i}", name, "probabilistic.threats")

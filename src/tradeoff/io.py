@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+# torch is imported only where a checkpoint is read or written: jobs that only read records start without it
 
 
 class ArtifactError(RuntimeError):
@@ -76,6 +76,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def save_torch(obj: Any, path: str | os.PathLike) -> str:
     """``torch.save`` atomically; returns the SHA-256 of the written file."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     data = buffer.getvalue()
@@ -94,6 +96,8 @@ def load_torch(path: str | os.PathLike, expected_sha256: str | None = None) -> A
         raise ArtifactError(f"{p}: missing (run the stage that produces it)")
     if expected_sha256 is not None and sha256_file(p) != expected_sha256:
         raise ArtifactError(f"{p}: checksum differs from its metadata (file modified or truncated)")
+    import torch
+
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file

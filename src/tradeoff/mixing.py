@@ -377,49 +377,6 @@ def fit_objective(threat: Threat, attack: FitAttack, loss: CompositeLoss):
     return objective
 
 
-def adaptive_attack(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat, *, w: float,
-                    steps: int, step_rel: float, restarts: int, momentum: float = 0.0, loss: str = "ce",
-                    schedule: str = "cosine", generator: torch.Generator | None = None) -> torch.Tensor:
-    """The stronger end-to-end attack of §2.4 on a mixing-network composite: PGD maximizing
-    ``(1−w)·L + w·BCE(γ, 1)`` (``L`` = CE, or the margin / DLR loss), restarts kept per sample until one
-    misclassifies.
-
-    Guarantee: returned points lie in the threat's ball and bounds; a point is returned misclassified if
-    any restart found a misclassified point (checked on the final iterate of each restart).
-    """
-
-    def success(z: torch.Tensor) -> torch.Tensor:
-        return model(z).argmax(1) != y
-
-    return pgd(adaptive_objective(model, y, w, loss), x, threat, steps=steps, step_size=step_rel * threat.eps,
-               restarts=restarts, momentum=momentum, schedule=schedule, success=success, generator=generator)
-
-
-def adaptive_worst_case(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat,
-                        ws: Sequence[float], **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run :func:`adaptive_attack` once per weight ``w`` in ``ws``; per sample keep the first misclassified
-    result, else the result for ``ws[0]``.
-
-    Returns ``(x_adv, broken_by)``: ``broken_by[i]`` is the index in ``ws`` of the attack that misclassified
-    point ``i`` (``-1`` if none did). Guarantee: ``model(x_adv[i])`` is wrong whenever any of the attacks
-    found a wrong prediction for point ``i``.
-    """
-    if not ws:
-        raise ValueError("at least one weight w is needed")
-    best = x.clone()
-    broken_by = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
-    for k, w in enumerate(ws):
-        x_adv = adaptive_attack(model, x, y, threat, w=float(w), **kwargs)
-        with torch.no_grad():
-            wrong = model(x_adv).argmax(1) != y
-        take = (broken_by < 0) & wrong
-        if k == 0:
-            best = x_adv.clone()
-        best[take] = x_adv[take]
-        broken_by[take] = k
-    return best, broken_by
-
-
 def probability_margin(logits: torch.Tensor, temp: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(prediction, μ)``, ``μ = p_top − p_second`` of ``σ(temp·logits)`` (the margin of §1.2), in [0, 1]."""
     p = F.softmax(temp * logits, dim=1)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from .augment import augmenter
 from .io import ArtifactError, load_torch, save_torch
+from .progress import Progress
 
 log = logging.getLogger("tradeoff")
 
@@ -144,7 +145,10 @@ def train(
     n = x.shape[0]
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
+    # Log lines with an ETA for the whole run (the rule's log), whatever ``progress`` says about the bar.
+    logged = Progress(steps_per_epoch * max(cfg.epochs - start_epoch, 0), f"train {ckpt_path.stem}", unit="batches")
     for epoch in range(start_epoch, cfg.epochs):
+        logged.set_postfix(f"(epoch {epoch + 1}/{cfg.epochs})")
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         order = torch.randperm(n)
         aug_gen = torch.Generator().manual_seed(augment_seed(cfg.seed, epoch))  # CPU: same draws on any device
@@ -161,6 +165,7 @@ def train(
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
             loss, stats = objective(model, xb, yb)
+            logged.update(1)
             if not torch.isfinite(loss):
                 bad += 1
                 optimizer.zero_grad(set_to_none=True)
@@ -188,5 +193,6 @@ def train(
                    ckpt_path)
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
+    logged.close()
     model.eval()
     return history

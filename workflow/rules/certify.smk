@@ -1,123 +1,135 @@
 # Certification: randomized smoothing (Cohen et al.) of each gauss_aug-<σ> model (trained by the generic
-# `train` rule, see BASE_MODELS in common.smk), in resumable shards; the merge computes Cohen's records
-# and the mixed classifier's certificates (Theorems 1 and 2) from the same Monte-Carlo counts.
-
-CERT = config["certify"]
-CERT_SIGMAS = {fmt(s): s for s in CERT["sigmas"]}  # σ as printed in paths → σ as in the config
-CERT_SHARDS = int(CERT["shards"])
-CERT_DIR = "results/{dataset}/certify/gauss_aug-{sigma}"
-# The merge only runs the standard model on the clean test points: a small CPU job, never a GPU one.
-LIGHT_RUNTIME_ARGS = "--threads 1 --device cpu --gpus 0 --no-progress"
-
-localrules: figure_certify_rs, figure_certify_mixed
+# `train_shared` rule, see BASE_MODELS in common.smk), in resumable shards; the merge computes Cohen's records
+# and the mixed classifier's certificates (Theorems 1 and 2) from the same Monte-Carlo counts. ℓ2
+# certificates of threat-free models: no threat in these paths.
 
 
-def certify_shard_paths(w):
-    return expand(CERT_DIR + "/shards/{shard}-of-{shards}.csv", dataset=w.dataset, sigma=w.sigma,
-                  shard=range(CERT_SHARDS), shards=CERT_SHARDS)
+localrules:
+    figure_certify_rs,
+    figure_certify_mixed,
 
 
 rule certify_shard:
+    """Monte-Carlo counts of the smoothed gauss_aug-σ model on one shard of the test points (resumable)."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, f"gauss_aug-{w.sigma}"),
+        classifier=lambda w: classifier_inputs(w.dataset, None, f"gauss_aug-{w.sigma}"),
     output:
-        records=CERT_DIR + "/shards/{shard}-of-{shards}.csv",
-        meta=CERT_DIR + "/shards/{shard}-of-{shards}.json",
-    wildcard_constraints:
-        dataset=re.escape(DATASET),
-        sigma="|".join(re.escape(s) for s in CERT_SIGMAS),
-        shard=r"\d+",
-        shards=r"\d+",
-    params:
-        sigma=lambda w: CERT_SIGMAS[w.sigma],
-        cert=J({k: CERT[k] for k in ("n0", "n", "alpha", "points", "batch_size")}),
-        seed=SEED,
+        records="results/{dataset}/certify/gauss_aug-{sigma}/shards/{shard}-of-{shards}.csv",
+        meta="results/{dataset}/certify/gauss_aug-{sigma}/shards/{shard}-of-{shards}.json",
     log:
         "logs/{dataset}/certify/gauss_aug-{sigma}/shard-{shard}-of-{shards}.log",
     benchmark:
         "results/benchmarks/{dataset}/certify/gauss_aug-{sigma}/shard-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        sigma=alternatives(CERT_SIGMAS),
+        shard=r"\d+",
+        shards=r"\d+",
+    conda:
+        "../../envs/torch.yaml"
     threads: THREADS
     resources:
         **HEAVY,
+    params:
+        sigma=lambda w: CERT_SIGMAS[w.sigma],
+        cert=J({k: CERT[k] for k in ("n0", "n", "alpha", "points", "batch_size")}),
+        seed=SEED,
     shell:
-        "tradeoff certify-shard {RUNTIME_ARGS} --seed {params.seed} --data {input.data} "
-        "--classifier {input.classifier[0]} --sigma {params.sigma} --params {params.cert:q} "
-        "--shard {wildcards.shard} --shards {wildcards.shards} --out {output.records} 2> {log}"
+        tradeoff_shell(
+            "certify-shard",
+            "--seed {params.seed} --data {input.data} "
+            "--classifier {input.classifier[0]} --sigma {params.sigma} --params {params.cert:q} "
+            "--shard {wildcards.shard} --shards {wildcards.shards} --out {output.records} 2> {log}",
+        )
 
 
 rule certify_merge:
+    """Cohen et al.'s certified radii and the mixed classifier's certificates from the shards' counts."""
     input:
         data=lambda w: data_path(w.dataset),
-        standard=lambda w: classifier_inputs(w.dataset, CERT["mix_standard"]),
+        standard=lambda w: classifier_inputs(w.dataset, None, CERT["mix_standard"]),
         shards=certify_shard_paths,
     output:
-        rs=CERT_DIR + "/rs.csv",
-        rs_meta=CERT_DIR + "/rs.json",
-        mixed=CERT_DIR + "/mixed.csv",
-        mixed_meta=CERT_DIR + "/mixed.json",
-    wildcard_constraints:
-        dataset=re.escape(DATASET),
-        sigma="|".join(re.escape(s) for s in CERT_SIGMAS),
-    params:
-        sigma=lambda w: CERT_SIGMAS[w.sigma],
-        cert=J({k: CERT[k] for k in ("n0", "n", "alpha", "points", "radii", "mix_alphas")}),
-        seed=SEED,
+        rs="results/{dataset}/certify/gauss_aug-{sigma}/rs.csv",
+        rs_meta="results/{dataset}/certify/gauss_aug-{sigma}/rs.json",
+        mixed="results/{dataset}/certify/gauss_aug-{sigma}/mixed.csv",
+        mixed_meta="results/{dataset}/certify/gauss_aug-{sigma}/mixed.json",
     log:
         "logs/{dataset}/certify/gauss_aug-{sigma}/merge.log",
     benchmark:
         "results/benchmarks/{dataset}/certify/gauss_aug-{sigma}/merge.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        sigma=alternatives(CERT_SIGMAS),
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        sigma=lambda w: CERT_SIGMAS[w.sigma],
+        cert=J({k: CERT[k] for k in ("n0", "n", "alpha", "points", "radii", "mix_alphas")}),
+        seed=SEED,
     shell:
-        "tradeoff certify-merge {LIGHT_RUNTIME_ARGS} --seed {params.seed} --data {input.data} "
-        "--name gauss_aug-{wildcards.sigma} --standard {input.standard[0]} --sigma {params.sigma} "
-        "--params {params.cert:q} --out-rs {output.rs} --out-mixed {output.mixed} {input.shards} 2> {log}"
-
-
-CERT_RS = [CERT_DIR.format(dataset=DATASET, sigma=s) + "/rs.csv" for s in CERT_SIGMAS]
-CERT_MIXED = [CERT_DIR.format(dataset=DATASET, sigma=s) + "/mixed.csv" for s in CERT_SIGMAS]
-SUMMARY_INPUTS.extend(CERT_RS + CERT_MIXED)
+        tradeoff_shell(
+            "certify-merge",
+            "--seed {params.seed} --data {input.data} "
+            "--name gauss_aug-{wildcards.sigma} --standard {input.standard[0]} --sigma {params.sigma} "
+            "--params {params.cert:q} --out-rs {output.rs} --out-mixed {output.mixed} {input.shards} 2> {log}",
+            runtime=LIGHT_RUNTIME_ARGS,
+        )
 
 
 rule figure_certify_rs:
+    """Certified accuracy against the ℓ2 radius of the smoothed models, one curve per σ."""
     input:
         records=CERT_RS,
     output:
-        png=report("results/figures/certify_rs.png", caption="../report/certify_rs.rst",
-                   category="Certification"),
+        png=report("results/figures/certify_rs.png", caption="../report/certify_rs.rst", category="Certification"),
         pdf="results/figures/certify_rs.pdf",
-    params:
-        args=lambda w, input: J({"records": list(input.records), "sigmas": list(CERT_SIGMAS.values()),
-                                 "dataset": DATASET}),
     log:
         "logs/figures/certify_rs.log",
+    benchmark:
+        "results/benchmarks/figures/certify_rs.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        args=lambda w, input: J(
+            {"records": list(input.records), "sigmas": list(CERT_SIGMAS.values()), "dataset": DATASET}
+        ),
     shell:
         "tradeoff figure certify-rs --out {output.png} --args {params.args:q} 2> {log}"
 
 
 rule figure_certify_mixed:
+    """Certified accuracy against the radius of the mixed classifier for each α, beside smoothing alone."""
     input:
         rs=CERT_RS,
         mixed=CERT_MIXED,
     output:
-        png=report("results/figures/certify_mixed.png", caption="../report/certify_mixed.rst",
-                   category="Certification"),
+        png=report("results/figures/certify_mixed.png", caption="../report/certify_mixed.rst", category="Certification"),
         pdf="results/figures/certify_mixed.pdf",
-    params:
-        args=lambda w, input: J({"rs_records": list(input.rs), "mixed_records": list(input.mixed),
-                                 "sigmas": list(CERT_SIGMAS.values()), "dataset": DATASET}),
     log:
         "logs/figures/certify_mixed.log",
+    benchmark:
+        "results/benchmarks/figures/certify_mixed.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        args=lambda w, input: J(
+            {
+                "rs_records": list(input.rs),
+                "mixed_records": list(input.mixed),
+                "sigmas": list(CERT_SIGMAS.values()),
+                "dataset": DATASET,
+            }
+        ),
     shell:
         "tradeoff figure certify-mixed --out {output.png} --args {params.args:q} 2> {log}"
-
-
-FIGURES.extend(["results/figures/certify_rs.png", "results/figures/certify_mixed.png"])

@@ -1,41 +1,41 @@
 # The DAG's "download" stage: fixed train / calib / test splits of every dataset, from the seed.
 
 
-def dataset_params(dataset):
-    section = dict(config["data"].get(dataset, {}))
-    if dataset in ("mnist", "cifar10", "cifar100"):
-        section.update(root=config["data"]["root"], download=config["data"]["download"])
-    return section
-
-
 rule prepare_data:
+    """Split a dataset into fixed train / calibration / test sets (downloading it when missing)."""
     output:
         data="results/{dataset}/data.pt",
         meta="results/{dataset}/data.json",
-    params:
-        section=lambda w: J(dataset_params(w.dataset)),
-        seed=SEED,
     log:
         "logs/{dataset}/prepare_data.log",
     benchmark:
         "results/benchmarks/{dataset}/prepare_data.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        section=lambda w: J(dataset_params(w.dataset)),
+        seed=SEED,
     shell:
         "tradeoff prepare-data --dataset {wildcards.dataset} --params {params.section:q} "
         "--seed {params.seed} --out {output.data} 2> {log}"
 
 
+# Runs like a heavy job (same GPU request), so that it checks what the heavy jobs will get.
 rule check_env:
-    # Runs like a heavy job (same GPU request): logs torch/CUDA and the devices the job sees, and fails
-    # clearly when the job asked for a GPU it cannot see.
+    """Record torch, CUDA and the devices a heavy job sees; fail when it asked for a GPU it cannot see."""
     output:
         "results/env/{dataset}.json",
     log:
         "logs/{dataset}/check_env.log",
+    benchmark:
+        "results/benchmarks/{dataset}/check_env.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         **HEAVY,
     shell:
-        "tradeoff check-env {RUNTIME_ARGS} --out {output} 2> {log}"
+        tradeoff_shell("check-env", "--out {output} 2> {log}")

@@ -1,132 +1,130 @@
-# Probabilistic (ε, κ) certification (Zhang et al.; spec §5): one sampling job per (classifier, shard) whose
+# Probabilistic (ε, κ) certification (Zhang et al. 2023), at each threat of `probabilistic.threats` (the vicinity
+# B(x, ε) is the threat's ball): one sampling job per (threat, classifier, shard) whose
 # records decide every configured test at every κ (the sequential test's samples are a prefix of the fixed
 # test's stream, so one pass serves both); one light merge writes each test's decided records with the
 # metrics (and the PGD defense success rate) for summary.csv; two figures.
 
-PROB = config["probabilistic"]
-PROB_CLASSIFIERS = list(PROB["classifiers"])
-PROB_TESTS = list(PROB["tests"])
-PROB_SHARDS = int(PROB["shards"])
-PROB_DIR = "results/{dataset}/certify/{classifier}"
-PROB_SHARD = PROB_DIR + "/shards/prob-{shard}-of-{shards}"
-PROB_SETTINGS = {k: PROB[k] for k in ("eps", "norm", "kappa", "kappa_sweep", "alpha", "n_max", "growth", "clamp",
-                                      "batch_size")}
-for _name in PROB_CLASSIFIERS:
-    try:
-        classifier_inputs(DATASET, _name)
-    except ValueError:
-        raise WorkflowError(f"config error at probabilistic.classifiers: unknown classifier '{_name}'") from None
 
-localrules: certify_prob_merge, figure_prob_kappa, figure_prob_samples
-
-
-def prob_records(classifier, test, dataset=DATASET):
-    return f"results/{dataset}/certify/{classifier}/prob-{test}.csv"
-
-
-def prob_shards(classifier, dataset=DATASET):
-    return expand(PROB_SHARD + ".csv", dataset=dataset, classifier=classifier, shard=range(PROB_SHARDS),
-                  shards=PROB_SHARDS)
+localrules:
+    certify_prob_merge,
+    figure_prob_kappa,
+    figure_prob_samples,
 
 
 rule certify_prob_shard:
+    """Sample the vicinity of the test points of one shard; the records decide every test at every κ."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.classifier),
+        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
     output:
-        records=PROB_SHARD + ".csv",
-        meta=PROB_SHARD + ".json",
+        records="results/{dataset}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.csv",
+        meta="results/{dataset}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.json",
+    log:
+        "logs/{dataset}/{threat}/certify/{classifier}/prob-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/certify/{classifier}/prob-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
-        classifier="|".join(re.escape(c) for c in PROB_CLASSIFIERS),
+        threat=alternatives(PROB_THREATS),
+        classifier=alternatives(PROB_CLASSIFIERS),
         shard=r"\d+",
         shards=r"\d+",
-    params:
-        settings=J(PROB_SETTINGS),
-        tests=" ".join(sorted(PROB_TESTS)),
-        points=PROB["points"] or 0,
-        seed=SEED,
-    log:
-        "logs/{dataset}/certify/{classifier}/prob-{shard}-of-{shards}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/certify/{classifier}/prob-{shard}-of-{shards}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: THREADS
     resources:
         **HEAVY,
+    params:
+        settings=lambda w: J(prob_settings(w.threat)),
+        tests=" ".join(sorted(PROB_TESTS)),
+        points=PROB["points"] or 0,
+        seed=SEED,
     shell:
-        "tradeoff certify-prob {RUNTIME_ARGS} --seed {params.seed} --data {input.data} "
-        "--classifier {input.classifier[0]} --name {wildcards.classifier} --tests {params.tests} "
-        "--settings {params.settings:q} --shard {wildcards.shard} --shards {wildcards.shards} "
-        "--n-points {params.points} --out {output.records} 2> {log}"
-
-
-# One light job for every classifier: each merge is a join of small CSVs, and one process start costs more.
-PROB_PLAN = [{"shards": prob_shards(c), "pgd": eval_path(DATASET, c, "pgd"),
-              "out": {t: prob_records(c, t) for t in PROB_TESTS}} for c in PROB_CLASSIFIERS]
+        tradeoff_shell(
+            "certify-prob",
+            "--seed {params.seed} --data {input.data} "
+            "--classifier {input.classifier[0]} --name {wildcards.classifier} --tests {params.tests} "
+            "--settings {params.settings:q} --shard {wildcards.shard} --shards {wildcards.shards} "
+            "--n-points {params.points} --out {output.records} 2> {log}",
+        )
 
 
 rule certify_prob_merge:
+    """Decide every test for every classifier and threat from the shards, with the PGD defense success rate."""
     input:
         shards=[p for item in PROB_PLAN for p in item["shards"]],
         pgd=[item["pgd"] for item in PROB_PLAN],
     output:
-        records=[p for item in PROB_PLAN for p in item["out"].values()],
-        meta=[str(Path(p).with_suffix(".json")) for item in PROB_PLAN for p in item["out"].values()],
-    params:
-        plan=J(PROB_PLAN),
+        records=PROB_MERGED,
+        meta=[str(Path(p).with_suffix(".json")) for p in PROB_MERGED],
     log:
         f"logs/{DATASET}/certify/prob-merge.log",
+    benchmark:
+        f"results/benchmarks/{DATASET}/certify/prob-merge.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        plan=J(PROB_PLAN),
     shell:
         "tradeoff certify-prob-merge --plan {params.plan:q} 2> {log}"
 
 
-PROB_RECORDS = {c: {t: prob_records(c, t) for t in PROB_TESTS} for c in PROB_CLASSIFIERS}
-SUMMARY_INPUTS.extend(p for by_test in PROB_RECORDS.values() for p in by_test.values())
-# the variance-trained model's own clean / attack rows, next to the other base models' (attack.smk)
-if "variance" in BASE_MODELS:
-    SUMMARY_INPUTS.extend(p for p in (eval_path(DATASET, "variance", a) for a in config["attacks"]["run"])
-                          if p not in SUMMARY_INPUTS)
-
-
 rule figure_prob_kappa:
+    """Certified robust accuracy against κ at one threat, per training method and test."""
     input:
-        [p for by_test in PROB_RECORDS.values() for p in by_test.values()],
+        lambda w: [prob_records(w.threat, c, t) for c in PROB_CLASSIFIERS for t in PROB_TESTS],
     output:
-        png=report("results/figures/prob_kappa.png", caption="../report/prob_kappa.rst",
-                   category="Probabilistic robustness"),
-        pdf="results/figures/prob_kappa.pdf",
-    params:
-        args=J({"records": PROB_RECORDS, "dataset": DATASET}),
+        png=report(
+            "results/figures/{threat}/prob_kappa.png",
+            caption="../report/prob_kappa.rst",
+            category="Probabilistic robustness",
+            subcategory="{threat}",
+        ),
+        pdf="results/figures/{threat}/prob_kappa.pdf",
     log:
-        "logs/figures/prob_kappa.log",
+        "logs/figures/{threat}/prob_kappa.log",
+    benchmark:
+        "results/benchmarks/figures/{threat}/prob_kappa.tsv"
+    wildcard_constraints:
+        threat=alternatives(PROB_THREATS),
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        args=prob_kappa_args,
     shell:
         "tradeoff figure prob-kappa --out {output.png} --args {params.args:q} 2> {log}"
 
 
 rule figure_prob_samples:
+    """Histogram of the samples the sequential test used per input, against the fixed test's."""
     input:
-        [prob_records(c, "sequential") for c in PROB_CLASSIFIERS],
+        lambda w: [prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS],
     output:
-        png=report("results/figures/prob_samples.png", caption="../report/prob_samples.rst",
-                   category="Probabilistic robustness"),
-        pdf="results/figures/prob_samples.pdf",
-    params:
-        args=J({"records": {c: prob_records(c, "sequential") for c in PROB_CLASSIFIERS}, "dataset": DATASET}),
+        png=report(
+            "results/figures/{threat}/prob_samples.png",
+            caption="../report/prob_samples.rst",
+            category="Probabilistic robustness",
+            subcategory="{threat}",
+        ),
+        pdf="results/figures/{threat}/prob_samples.pdf",
     log:
-        "logs/figures/prob_samples.log",
+        "logs/figures/{threat}/prob_samples.log",
+    benchmark:
+        "results/benchmarks/figures/{threat}/prob_samples.tsv"
+    wildcard_constraints:
+        threat=alternatives(PROB_THREATS),
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         **LIGHT,
+    params:
+        args=prob_samples_args,
     shell:
         "tradeoff figure prob-samples --out {output.png} --args {params.args:q} 2> {log}"
-
-
-FIGURES.append("results/figures/prob_kappa.png")
-if "sequential" in PROB_TESTS:
-    FIGURES.append("results/figures/prob_samples.png")

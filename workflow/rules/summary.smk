@@ -1,15 +1,23 @@
-# The one table everything else reads: results/summary.csv (must be included last).
+# The one table everything else reads: results/summary.csv.
 
-localrules: summary, prepare_data
+
+localrules:
+    summary,
+    prepare_data,
 
 
 rule summary:
+    """Gather the summary rows of every per-sample record into results/summary.csv."""
     input:
-        list(dict.fromkeys(SUMMARY_INPUTS)),  # each record once, in a stable order
+        summary_inputs,
     output:
         "results/summary.csv",
     log:
         "logs/summary.log",
+    benchmark:
+        "results/benchmarks/summary.tsv"
+    conda:
+        "../../envs/plots.yaml"
     threads: 1
     resources:
         **LIGHT,

@@ -1,46 +1,69 @@
-# Base-model training: one rule for every objective. A model whose config entry has `init: <id>` is
-# fine-tuned from that model's checkpoint (a rule input, so the DAG orders the two).
-
-
-def train_inputs(w):
-    inputs = {"data": data_path(w.dataset)}
-    init = BASE_MODELS[w.model].get("init")
-    if init:
-        inputs["init"] = f"results/{w.dataset}/models/{init}.json"
-        inputs["init_weights"] = f"results/{w.dataset}/models/{init}.pt"
-    return inputs
+# Base-model training: one rule for every objective, per threat (robust objectives) or once for every threat
+# (`train_shared`: objectives that ignore the threat). A model whose config entry has `init: <id>` is
+# fine-tuned from that model's checkpoint at the same threat (a rule input, so the DAG orders the two).
 
 
 rule train:
+    """Train a base model whose objective depends on the threat, at one threat."""
     input:
         unpack(train_inputs),
     output:
-        spec="results/{dataset}/models/{model}.json",
-        weights="results/{dataset}/models/{model}.pt",
+        spec="results/{dataset}/{threat}/models/{model}.json",
+        weights="results/{dataset}/{threat}/models/{model}.pt",
+    log:
+        "logs/{dataset}/{threat}/train/{model}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/train/{model}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
-        model="|".join(re.escape(m) for m in BASE_MODELS),
+        threat=THREAT_RE,
+        model=alternatives(THREAT_MODELS),
+    priority: 10  # the long jobs at the head of the DAG start first: they bound its wall time
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
     params:
         arch=config["model"]["arch"],
         arch_options=J(config["model"]["options"]),
         objective=lambda w: BASE_MODELS[w.model]["objective"],
         objective_params=lambda w: J(BASE_MODELS[w.model]["params"]),
         train=lambda w: J(model_train_params(w.model)),
-        threat=threat_json(),
-        init=lambda w, input: f"--init {input.init}" if "init" in input.keys() else "",
+        threat=lambda w: threat_json(w.threat),
+        init=init_option,
         seed=SEED,
-        checkpoint="results/{dataset}/checkpoints/{model}.pt",
+        checkpoint="results/{dataset}/{threat}/checkpoints/{model}.pt",
+    shell:
+        tradeoff_shell(
+            "train",
+            "--seed {params.seed} --data {input.data} --name {wildcards.model} "
+            "--arch {params.arch} --arch-options {params.arch_options:q} --objective {params.objective} "
+            "--objective-params {params.objective_params:q} --threat {params.threat:q} "
+            "--train-params {params.train:q} {params.init} --checkpoint {params.checkpoint} "
+            "--out {output.spec} 2> {log}",
+        )
+
+
+use rule train as train_shared with:
+    """Train a base model whose objective ignores the threat, once for every threat."""
+    output:
+        spec="results/{dataset}/models/{model}.json",
+        weights="results/{dataset}/models/{model}.pt",
     log:
         "logs/{dataset}/train/{model}.log",
     benchmark:
         "results/benchmarks/{dataset}/train/{model}.tsv"
-    priority: 10  # the long jobs at the head of the DAG start first: they bound its wall time
-    threads: THREADS
-    resources:
-        **HEAVY,
-    shell:
-        "tradeoff train {RUNTIME_ARGS} --seed {params.seed} --data {input.data} --name {wildcards.model} "
-        "--arch {params.arch} --arch-options {params.arch_options:q} --objective {params.objective} "
-        "--objective-params {params.objective_params:q} --threat {params.threat:q} "
-        "--train-params {params.train:q} {params.init} --checkpoint {params.checkpoint} "
-        "--out {output.spec} 2> {log}"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        model=alternatives(SHARED_MODELS),
+    params:
+        arch=config["model"]["arch"],
+        arch_options=J(config["model"]["options"]),
+        objective=lambda w: BASE_MODELS[w.model]["objective"],
+        objective_params=lambda w: J(BASE_MODELS[w.model]["params"]),
+        train=lambda w: J(model_train_params(w.model)),
+        threat=NO_THREAT,
+        init=init_option,
+        seed=SEED,
+        checkpoint="results/{dataset}/checkpoints/{model}.pt",

@@ -12,31 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from ..threat import Threat
+
 Objective = Callable[[torch.Tensor], torch.Tensor]
 """Maps a batch of inputs to a per-sample value [B] that the attack maximizes."""
-
-
-@dataclass(frozen=True)
-class Threat:
-    """A perturbation set: ``norm`` ∈ {Linf, L2}, radius ``eps``, and the valid input box (or None)."""
-
-    norm: str
-    eps: float
-    bounds: tuple[float, float] | None = (0.0, 1.0)
-
-    def __post_init__(self) -> None:
-        if self.norm not in ("Linf", "L2"):
-            raise ValueError(f"norm must be Linf or L2, got {self.norm!r}")
-        if self.eps < 0:
-            raise ValueError(f"eps must be non-negative, got {self.eps}")
-
-    def scaled(self, factor: float) -> Threat:
-        return Threat(self.norm, self.eps * factor, self.bounds)
 
 
 def _per_sample(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -84,14 +67,23 @@ def pgd(
     eps: torch.Tensor | None = None,
     success: Callable[[torch.Tensor], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
+    indexed: bool = False,
 ) -> torch.Tensor:
     """Maximize ``objective`` over ``B(x, eps) ∩ bounds`` by projected (sign / normalized) gradient ascent.
 
     Guarantee: every returned point lies in the threat's ball around ``x`` (per-sample ``eps`` if given)
-    and inside ``threat.bounds``. Over ``restarts`` runs the returned point per sample is the first one for
-    which ``success`` holds (e.g. misclassified), else the one with the largest objective: the
-    per-sample worst case found. Cost: ``restarts × steps`` gradient evaluations of ``objective``, plus one
-    forward evaluation per restart to choose among them when ``restarts > 1``.
+    and inside ``threat.bounds``. With a ``success`` test (e.g. misclassified) the returned point of a sample
+    is the first iterate, of any step of any restart, for which ``success`` held: a sample broken once stays
+    broken (best-iterate semantics, as in AutoAttack; Croce & Hein 2020, Sec. 3); a broken sample is frozen
+    and later restarts run on the samples not yet broken only. Otherwise it is the final iterate of the
+    restart with the largest objective (the last iterate for one restart).
+
+    Cost: at most ``restarts × steps`` gradient evaluations of ``objective`` per sample; with ``success``
+    also one forward evaluation per restart at its final iterate (the iterates before are judged on the
+    forward pass of their gradient step, which ``success`` may reuse). Without ``success`` and with one
+    restart no extra pass is made. ``indexed=True`` says that ``objective`` and ``success`` take
+    ``(z, rows)`` with ``rows`` the indices of ``z``'s samples in ``x``: then broken samples are dropped from
+    the computation (the attack's cost falls on the surviving samples); otherwise they are frozen in place.
 
     ``step_size`` is absolute (a scalar or per-sample tensor); ``schedule`` is ``constant`` or ``cosine``
     (step decays to 0 following half a cosine). ``init_std`` replaces the uniform random start by
@@ -101,26 +93,52 @@ def pgd(
     if steps < 0 or restarts < 1:
         raise ValueError("steps must be ≥ 0 and restarts ≥ 1")
     x = x.detach()
-    e = _per_sample(threat.eps if eps is None else eps, x)
-    alpha = _per_sample(step_size, x)
-    mom = _per_sample(momentum, x)
+    n = x.shape[0]
+    e_all = _per_sample(threat.eps if eps is None else eps, x)
+    alpha_all = _per_sample(step_size, x).expand(n, *([1] * (x.ndim - 1)))
+    mom_all = _per_sample(momentum, x).expand(n, *([1] * (x.ndim - 1)))
     best = x.clone()
-    best_val = torch.full((x.shape[0],), -math.inf, device=x.device)
-    best_ok = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    best_val = torch.full((n,), -math.inf, device=x.device)
+    best_ok = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+    def value_of(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return objective(z, rows) if indexed else objective(z)  # type: ignore[call-arg]
+
+    def ok_of(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        assert success is not None
+        return (success(z, rows) if indexed else success(z)).to(torch.bool)  # type: ignore[call-arg]
+
     for _ in range(restarts):
+        rows = torch.nonzero(~best_ok).flatten() if indexed else torch.arange(n, device=x.device)
+        if len(rows) == 0:
+            break
+        x_r, e, alpha, mom = x[rows], e_all[rows], alpha_all[rows], mom_all[rows]
         if init_std is not None:
-            delta = init_std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            delta = init_std * torch.randn(x_r.shape, generator=generator, device=x.device, dtype=x.dtype)
         elif rand_init:
-            delta = random_start(x, threat.norm, e, generator)
+            delta = random_start(x_r, threat.norm, e, generator)
         else:
-            delta = torch.zeros_like(x)
-        delta = _clip(x, project(delta, threat.norm, e), threat.bounds)
-        velocity = torch.zeros_like(x)
+            delta = torch.zeros_like(x_r)
+        delta = _clip(x_r, project(delta, threat.norm, e), threat.bounds)
+        velocity = torch.zeros_like(x_r)
         for t in range(steps):
             delta.requires_grad_(True)
-            value = objective(x + delta)
+            z = x_r + delta
+            value = value_of(z, rows)
             (grad,) = torch.autograd.grad(value.sum(), delta)
-            grad = grad.detach()
+            grad, delta = grad.detach(), delta.detach()
+            if success is not None:
+                with torch.no_grad():
+                    ok = ok_of(z, rows) & ~best_ok[rows]  # the iterate this step starts from
+                if bool(ok.any()):
+                    best[rows[ok]] = z.detach()[ok]
+                    best_ok[rows[ok]] = True
+                    if indexed:  # drop the broken samples from the rest of this restart
+                        keep = ~ok
+                        rows, x_r, delta, grad = rows[keep], x_r[keep], delta[keep], grad[keep]
+                        velocity, e, alpha, mom = velocity[keep], e[keep], alpha[keep], mom[keep]
+                        if len(rows) == 0:
+                            break
             if threat.norm == "Linf":
                 direction = grad.sign()
                 if torch.any(mom > 0):
@@ -130,22 +148,29 @@ def pgd(
                 g = grad / _norm2(grad)
                 velocity = mom * velocity + g
                 direction = velocity / _norm2(velocity)
+            if success is not None and not indexed:
+                direction = direction * (~best_ok[rows]).view(-1, *([1] * (x.ndim - 1))).to(direction.dtype)
             factor = 0.5 * (1 + math.cos(math.pi * t / steps)) if schedule == "cosine" else 1.0
             with torch.no_grad():
-                delta = project(delta.detach() + factor * alpha * direction, threat.norm, e)
-                delta = _clip(x, delta, threat.bounds)
-        if restarts == 1:  # the only candidate: no forward pass is needed to choose it
-            return x + delta.detach()
-        with torch.no_grad():
-            candidate = x + delta.detach()
-            val = objective(candidate).detach()
-            ok = success(candidate) if success is not None else torch.zeros_like(best_ok)
-            take = (~best_ok) & (ok | (val > best_val))
-            best[take] = candidate[take]
-            best_val = torch.where(take, val, best_val)
-            best_ok |= ok
+                delta = project(delta + factor * alpha * direction, threat.norm, e)
+                delta = _clip(x_r, delta, threat.bounds)
+        if len(rows) == 0:
             if bool(best_ok.all()):
                 break
+            continue
+        candidate = x_r + delta.detach()
+        if success is None and restarts == 1:  # the only candidate: no forward pass is needed to choose it
+            best[rows] = candidate
+            return best
+        with torch.no_grad():
+            val = value_of(candidate, rows).detach()
+            ok = ok_of(candidate, rows) if success is not None else torch.zeros_like(best_ok[rows])
+            take = (~best_ok[rows]) & (ok | (val > best_val[rows]))
+            best[rows[take]] = candidate[take]
+            best_val[rows[take]] = val[take]
+            best_ok[rows[ok]] = True
+        if bool(best_ok.all()):
+            break
     return best
 
 
@@ -187,7 +212,8 @@ def dlr_targeted_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tenso
 
 
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """CW margin: best other logit minus the logit of y (positive ⇔ misclassified)."""
+    """Carlini & Wagner's (2017, Eq. 6, κ = 0) logit margin ``max_{j≠y} z_j − z_y`` per sample
+    (positive ⇔ misclassified)."""
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     others = logits.scatter(1, y[:, None], -math.inf)
     return others.max(dim=1).values - z_y
@@ -213,31 +239,43 @@ def attack_model(
     targeted: bool = False,
     schedule: str = "constant",
     generator: torch.Generator | None = None,
+    towards: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Untargeted (or targeted towards ``y``) PGD on a classifier's logits with a named loss.
 
     Untargeted: maximize loss(model(x'), y) and count misclassification as success. Targeted:
-    minimize it (maximize −loss) and count ``argmax == y`` as success.
+    minimize it (maximize −loss) and count ``argmax == y`` as success. ``towards`` (a class per sample)
+    runs an untargeted attack pulled towards that class: maximize ``z_t − z_y`` (the logit margin towards
+    ``t``; Carlini & Wagner 2017, Eq. 6 with κ = 0; APGD-T's direction, Croce & Hein 2020) and count any
+    misclassification as success.
+
+    Guarantee (best iterate): a returned point is misclassified (resp. classified as ``y`` when targeted)
+    whenever any iterate of any restart was; broken points are dropped from later steps and restarts.
     """
     fn = LOSSES[loss]
     sign = -1.0 if targeted else 1.0
-    # With several restarts pgd() evaluates the objective and the success test on each restart's final point
-    # without gradients: one cached forward serves both (a restart costs steps×(fwd+bwd) + 1 fwd).
+    # The success test reuses the logits of the forward pass that computed the same iterate's gradient, and
+    # the objective and success test at a restart's final point share one no-grad forward: a restart costs
+    # steps × (fwd + bwd) + 1 fwd.
     last: dict[str, torch.Tensor] = {}
 
     def logits_of(z: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return model(z)
         if last.get("z") is not z:
-            last.update(z=z, out=model(z))
-        return last["out"]
+            out = model(z)
+            last.update(z=z, out=out.detach())
+            return out
+        return last["out"] if not torch.is_grad_enabled() else model(z)
 
-    def objective(z: torch.Tensor) -> torch.Tensor:
-        return sign * fn(logits_of(z), y)
+    def objective(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        logits = logits_of(z)
+        if towards is not None:
+            yy, tt = y[rows], towards[rows]
+            return logits.gather(1, tt[:, None]).squeeze(1) - logits.gather(1, yy[:, None]).squeeze(1)
+        return sign * fn(logits, y[rows])
 
-    def success(z: torch.Tensor) -> torch.Tensor:
+    def success(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         pred = logits_of(z).argmax(1)
-        return pred == y if targeted else pred != y
+        return pred == y[rows] if targeted else pred != y[rows]
 
     return pgd(objective, x, threat, steps=steps, step_size=step_size, restarts=restarts,
-               schedule=schedule, success=success, generator=generator)
+               schedule=schedule, success=success, generator=generator, indexed=True)

@@ -80,6 +80,7 @@ class Smooth:
         num_classes: int,
         sigma: float,
         batch_size: int = 1000,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         if num_classes < 2:
             raise ValueError("num_classes must be at least 2")
@@ -88,11 +89,13 @@ class Smooth:
         self.sigma = float(sigma)
         self.batch_size = int(batch_size)
         self.noise = GaussianNoise(sigma)
+        self.on_batch = on_batch  # called with the size of each chunk of draws (progress reporting)
 
     def sample_counts(self, x: torch.Tensor, num: int, generator: torch.Generator) -> np.ndarray:
         """Class counts of the base classifier on ``num`` draws of x + N(0, sigma^2 I)."""
         return count_classes(
-            self.model, x, num, self.noise, self.num_classes, self.batch_size, generator, clamp=False
+            self.model, x, num, self.noise, self.num_classes, self.batch_size, generator, clamp=False,
+            on_batch=self.on_batch,
         )
 
     def certify_counts(

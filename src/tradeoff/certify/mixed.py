@@ -11,13 +11,30 @@ probabilities are bounded only by [0, 1]), so they only depend on the smoothed p
   are (1/sigma)-Lipschitz in l2; the mixed margin of y over i is at least a p_y - (a p_i + 1 - a) > 0
   while the first exceeds the second.  At a = 1 this is Cohen/Salman's sigma/2 (Phi^{-1}(p_A) -
   Phi^{-1}(p_B)).
-* Theorem 1 (Lipschitz): r_Lip = (a mu + a - 1) / (a L), mu = p_y - max_{i != y} p_i and
-  L = 2 sqrt(2/pi) / sigma (each p_i is sqrt(2/pi)/sigma-Lipschitz in l2, Salman et al.; a difference
-  of two is at most twice that).
+* Theorem 1 (Lipschitz): r_Lip = (a mu + a - 1) / (a L), mu = p_y - max_{i != y} p_i, where L is an l2
+  Lipschitz constant of every difference p_y - p_i.  Bai et al. (2023) and their code use
+  L = 2 sqrt(2/pi) / sigma (each p_i is sqrt(2/pi)/sigma-Lipschitz, Salman et al. 2019, Lemma 1, and a
+  difference of two is at most twice that); the sharp constant is L = sqrt(2/pi) / sigma, derived below.
 
-For a in [1/2, 1] one has r_RS >= 2 a r_Lip >= r_Lip: Phi^{-1} has slope >= sqrt(2 pi) everywhere,
-so r_RS >= sigma/2 * sqrt(2 pi) (a mu + a - 1) = 2 a r_Lip.  Both radii are positive exactly when
-a mu > 1 - a.
+Sharp Lipschitz constant of a Gaussian smoothing.  Let u: R^d -> [lo, hi] be measurable and
+U(x) = E[u(x + sigma Z)], Z ~ N(0, I).  U is smooth with grad U(x) = E[u(x + sigma Z) Z] / sigma (Stein's
+lemma).  For a unit vector v, E[Z.v] = 0, so with the midpoint c = (lo + hi)/2,
+    v . grad U(x) = E[(u(x + sigma Z) - c) (Z.v)] / sigma <= (hi - lo)/2 * E|Z.v| / sigma
+                  = (hi - lo)/2 * sqrt(2/pi) / sigma = (hi - lo) / (sigma sqrt(2 pi)),
+since |u - c| <= (hi - lo)/2 and Z.v ~ N(0, 1) has E|Z.v| = sqrt(2/pi).  Hence U is
+(hi - lo)/(sigma sqrt(2 pi))-Lipschitz in l2, with equality for a half-space indicator (u = 1[x.v > 0],
+whose smoothing Phi(x.v/sigma) has slope phi(0)/sigma at the boundary), so the constant cannot be lowered.
+A class probability p_i is the smoothing of 1[f = i] in [0, 1]: constant 1/(sigma sqrt(2 pi)), half of
+Salman et al.'s sqrt(2/pi)/sigma (their proof bounds |u| <= 1 instead of |u - c| <= 1/2).  The difference
+p_y - p_i is the smoothing of 1[f = y] - 1[f = i], which takes values in [-1, 1] (range 2): constant
+2/(sigma sqrt(2 pi)) = sqrt(2/pi)/sigma, half the paper's 2 sqrt(2/pi)/sigma.  So the sharp radius is
+exactly twice the paper's: r_Lip_sharp = 2 r_Lip.
+
+For a in [1/2, 1] one has r_RS >= 2 a r_Lip = a r_Lip_sharp >= r_Lip: Phi^{-1} has slope >= sqrt(2 pi)
+everywhere, so r_RS >= sigma/2 * sqrt(2 pi) (a mu + a - 1) = 2 a r_Lip.  At a = 1 Theorem 2 therefore
+dominates both Lipschitz radii; for a < 1 the sharp Lipschitz radius can exceed Theorem 2's (Theorem 2
+applies Salman et al.'s lemma to a p_y, whose range is a, not 1), and then it is the larger valid radius.
+All radii are positive exactly when a mu > 1 - a.
 
 Both radii must be computed from confidence bounds on p (never point estimates);
 :func:`confidence_bounds` provides them from Monte-Carlo counts.
@@ -79,13 +96,22 @@ def mixed_rs_radius(
     return _out(np.where(hi > lo, r, 0.0))
 
 
-def mixed_lipschitz_radius(
-    p_y_lower: ArrayLike, p_other_upper: ArrayLike, alpha_mix: float, sigma: float
-) -> float | np.ndarray:
-    """Theorem 1 radius (a mu + a - 1) / (a L), mu = p_y_lower - p_other_upper, L = 2 sqrt(2/pi)/sigma.
+PAPER_LIPSCHITZ_FACTOR = 2.0 * math.sqrt(2.0 / math.pi)
+"""sigma times the Lipschitz constant of p_y - p_i used by Bai et al. (2023, Theorem 1) and their code."""
+SHARP_LIPSCHITZ_FACTOR = math.sqrt(2.0 / math.pi)
+"""sigma times the sharp Lipschitz constant of p_y - p_i (the smoothing of a [-1, 1]-valued function)."""
 
-    Guarantee: same as :func:`mixed_rs_radius` (which is never smaller for alpha_mix in [1/2, 1]);
-    0 if negative, and 0.0 for alpha_mix < 1/2.  Vectorised over the probability bounds.
+
+def mixed_lipschitz_radius(
+    p_y_lower: ArrayLike, p_other_upper: ArrayLike, alpha_mix: float, sigma: float, sharp: bool = False
+) -> float | np.ndarray:
+    """Theorem 1 radius (a mu + a - 1) / (a L), mu = p_y_lower - p_other_upper.
+
+    L = 2 sqrt(2/pi)/sigma (Bai et al. 2023, Theorem 1, as in their code) or, with ``sharp=True``,
+    L = sqrt(2/pi)/sigma, the l2 Lipschitz constant of the Gaussian smoothing of the [-1, 1]-valued
+    1[f = y] - 1[f = i] (derived in the module docstring), which doubles the radius.
+    Guarantee: same as :func:`mixed_rs_radius` for either constant; 0 if negative, and 0.0 for
+    alpha_mix < 1/2.  Vectorised over the probability bounds.
     """
     p_y = np.asarray(p_y_lower, dtype=np.float64)
     p_o = np.asarray(p_other_upper, dtype=np.float64)
@@ -94,7 +120,7 @@ def mixed_lipschitz_radius(
         raise ValueError(f"alpha_mix must lie in [0, 1], got {alpha_mix}")
     if alpha_mix < 0.5:
         return _out(np.zeros(np.broadcast(p_y, p_o).shape))
-    lipschitz = 2.0 * math.sqrt(2.0 / math.pi) / sigma
+    lipschitz = (SHARP_LIPSCHITZ_FACTOR if sharp else PAPER_LIPSCHITZ_FACTOR) / sigma
     r = (alpha_mix * (p_y - p_o) + alpha_mix - 1.0) / (alpha_mix * lipschitz)
     return _out(np.maximum(r, 0.0))
 
@@ -136,6 +162,7 @@ class MixedCertificate(NamedTuple):
     radius_lipschitz: float
     p_y_lower: float
     p_other_upper: float
+    radius_lipschitz_sharp: float = 0.0
 
 
 def certify_mixed(
@@ -150,11 +177,13 @@ def certify_mixed(
 
     y = argmax(counts0) (as in Cohen's CERTIFY); bounds come from :func:`confidence_bounds` on the
     independent ``counts``; the point is certified iff the Theorem 2 radius is positive (the Theorem 1
-    radius is then also reported; it is never larger).
+    radii, with the paper's and the sharp Lipschitz constant, are then positive too and also reported;
+    the paper's is never larger than Theorem 2's, the sharp one can be for alpha_mix < 1).
 
     Guarantee: with probability at least 1 - alpha over the Monte-Carlo draws, if the prediction is not
     ABSTAIN, the mixed classifier with EXACT smoothed probabilities (and any standard model) predicts y
-    on the open l2 ball of radius ``radius_rs`` (hence also ``radius_lipschitz``) around x.
+    on the open l2 ball of radius ``radius_rs``, and on those of radius ``radius_lipschitz`` and
+    ``radius_lipschitz_sharp`` (the same event: all three use the same bounds on p).
 
     A positive radius already forces the exact mixed classifier to predict y at x.  A mixed classifier
     that is evaluated with ESTIMATED smoothed probabilities may still predict another class at x, and
@@ -166,6 +195,7 @@ def certify_mixed(
     p_y_lower, p_other_upper = confidence_bounds(counts, y, alpha)
     r_rs = float(mixed_rs_radius(p_y_lower, p_other_upper, alpha_mix, sigma))
     r_lip = float(mixed_lipschitz_radius(p_y_lower, p_other_upper, alpha_mix, sigma))
+    r_sharp = float(mixed_lipschitz_radius(p_y_lower, p_other_upper, alpha_mix, sigma, sharp=True))
     if r_rs <= 0.0 or (mixed_pred is not None and int(mixed_pred) != y):
-        return MixedCertificate(ABSTAIN, 0.0, 0.0, p_y_lower, p_other_upper)
-    return MixedCertificate(y, r_rs, r_lip, p_y_lower, p_other_upper)
+        return MixedCertificate(ABSTAIN, 0.0, 0.0, p_y_lower, p_other_upper, 0.0)
+    return MixedCertificate(y, r_rs, r_lip, p_y_lower, p_other_upper, r_sharp)

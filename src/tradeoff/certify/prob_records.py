@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ from tqdm import tqdm
 from ..attacks.pgd import Threat
 from ..evaluate import summary_row
 from ..io import ResumableCSV
+from ..progress import Progress
 from .prob_settings import ProbSettings, check_settings
 from .probabilistic import Outcome, fixed_test, replay_sequential, run_sequential_many
 from .sampling import ball_sampler, iter_predictions, point_generator
@@ -92,12 +93,14 @@ def decode_counts(text: str) -> dict[int, int]:
 
 
 def _sample_counts(model: torch.nn.Module, x: torch.Tensor, reference: int, tests: Sequence[str],
-                   settings: ProbSettings, generator: torch.Generator) -> dict[int, int]:
+                   settings: ProbSettings, generator: torch.Generator,
+                   on_batch: Callable[[int], None] | None = None) -> dict[int, int]:
     sampler = ball_sampler(settings.eps, settings.norm)
 
     def draw(m: int) -> int:
         s = 0
-        for preds in iter_predictions(model, x, m, sampler, settings.batch_size, generator, clamp=settings.clamp):
+        for preds in iter_predictions(model, x, m, sampler, settings.batch_size, generator, clamp=settings.clamp,
+                                      on_batch=on_batch):
             s += int((preds == reference).sum().item())
         return s
 
@@ -149,14 +152,20 @@ def certify_points(
     done = {int(v) for v in writer.done_keys("index")}
     todo = [int(i) for i in indices if int(i) not in done]
     model.eval()
+    # Log lines with an ETA (the rule's log); the sequential test stops early, so the unit is the test input,
+    # and the sampling loop's chunks keep the lines coming during a long input.
+    logged = Progress(len(todo), "probabilistic certification", unit="points")
     for i in tqdm(todo, desc="prob-certify", disable=not progress, mininterval=5.0):
         start = time.perf_counter()
         xi = x[i].to(device)
         with torch.no_grad():
             reference = int(model(xi.unsqueeze(0)).argmax(1).item())  # fixed before any sample is drawn
-        counts = _sample_counts(model, xi, reference, tests, settings, point_generator(seed, i, STREAM))
+        counts = _sample_counts(model, xi, reference, tests, settings, point_generator(seed, i, STREAM),
+                                on_batch=lambda _m: logged.tick())
         writer.append({"index": i, "label": int(y[i]), "reference": reference, "samples_drawn": max(counts),
                        "counts": encode_counts(counts), "seconds": round(time.perf_counter() - start, 6)})
+        logged.update(1)
+    logged.close()
     return len(todo)
 
 

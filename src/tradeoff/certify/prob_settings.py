@@ -33,6 +33,7 @@ class ProbSettings:
     alpha: float
     n_max: int
     growth: float = 2.0
+    first_look_share: float = 0.9
     clamp: bool = True
     batch_size: int = 1000
 
@@ -41,6 +42,7 @@ class ProbSettings:
         return cls(eps=float(section["eps"]), norm=str(section["norm"]), kappa=float(section["kappa"]),
                    kappa_sweep=tuple(float(k) for k in section["kappa_sweep"]), alpha=float(section["alpha"]),
                    n_max=int(section["n_max"]), growth=float(section.get("growth", 2.0)),
+                   first_look_share=float(section.get("first_look_share", 0.9)),
                    clamp=bool(section.get("clamp", True)), batch_size=int(section.get("batch_size", 1000)))
 
     @property
@@ -49,8 +51,8 @@ class ProbSettings:
         return sorted({*self.kappa_sweep, self.kappa})
 
     def design(self, kappa: float) -> SequentialTest:
-        """The sequential design of ``kappa`` (cached: building one searches its number of looks)."""
-        return _design(float(kappa), self.alpha, self.n_max, self.growth)
+        """The sequential design of ``kappa`` (cached: its critical counts are computed once per design)."""
+        return _design(float(kappa), self.alpha, self.n_max, self.growth, self.first_look_share)
 
     @property
     def threat(self) -> Threat:
@@ -60,15 +62,16 @@ class ProbSettings:
 
 
 @functools.lru_cache(maxsize=256)
-def _design(kappa: float, alpha: float, n_max: int, growth: float) -> SequentialTest:
-    return SequentialTest(kappa, alpha, n_max, growth)
+def _design(kappa: float, alpha: float, n_max: int, growth: float, first_look_share: float) -> SequentialTest:
+    return SequentialTest(kappa, alpha, n_max, growth, first_look_share)
 
 
 def check_settings(settings: ProbSettings) -> None:
     """ValueError (one line) if n_max cannot certify the smallest kappa, even with no failure at all.
 
-    The fixed test certifies an all-success run iff alpha**(1/n_max) > 1 - kappa; the sequential design
-    needs the same at its per-look level (checked by :class:`SequentialTest`).
+    The fixed test certifies an all-success run iff alpha**(1/n_max) > 1 - kappa; the sequential design then
+    exists too (with a single look at n_max if its first look, at level first_look_share * alpha, would not
+    come before n_max; see :class:`SequentialTest`).
     """
     for kappa in settings.kappas:
         if not perfect_run_lower(settings.n_max, settings.alpha) > 1.0 - kappa:
@@ -85,6 +88,8 @@ def _check_probabilistic_section(config: Mapping[str, Any]) -> None:
     if not section:
         return
     try:
-        check_settings(ProbSettings.from_mapping(section))
+        # the vicinity is each threat's ball; it does not enter this check
+        check_settings(ProbSettings.from_mapping({**section, **config["threats"][0]}))
     except ValueError as exc:
-        raise ConfigError(f"config error at probabilistic.n_max: {exc}") from None
+        key = next((k for k in ("first_look_share", "growth") if str(exc).startswith(k)), "n_max")
+        raise ConfigError(f"config error at probabilistic.{key}: {exc}") from None

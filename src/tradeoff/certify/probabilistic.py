@@ -8,13 +8,16 @@ Two tests are offered, both with exact binomial (Clopper-Pearson) bounds:
 
 * :func:`fixed_test` -- one look after n samples;
 * :class:`SequentialTest` -- a group-sequential design with pre-planned looks n_1 < ... < n_K and
-  Bonferroni alpha-spending, alpha/K per look and per side.  By the union bound over the K looks,
-  P(some look wrongly rejects) <= K * alpha/K = alpha no matter when (or whether) the test stops, so
-  the guarantee survives optional stopping.  The design is simple, needs no asymptotics, and suits
-  batched (GPU) sampling because looks fall on batch boundaries.  (Wald's SPRT controls its errors
-  only outside an indifference region around 1 - kappa; confidence sequences are valid but less
-  transparent.)  The first look is the smallest n at which an all-success run already certifies,
-  so clearly robust inputs stop there; clearly non-robust ones stop at the first look as well.
+  unequal alpha-spending (Lan & DeMets, 1983): look k tests at level alpha_k per side, with
+  sum_k alpha_k <= alpha.  By the union bound over the K looks, P(some look wrongly rejects) <=
+  sum_k alpha_k <= alpha no matter when (or whether) the test stops, so the guarantee survives optional
+  stopping.  Most of alpha goes to the first look (``first_look_share``), which therefore comes close to
+  the floor ln(alpha) / ln(1 - kappa) below which no valid test can certify even a run without a
+  single failure; the rest is split equally over the later looks, which decide the cases near the
+  boundary.  The design is simple, needs no asymptotics, and suits batched (GPU) sampling because looks
+  fall on batch boundaries.  (Wald's SPRT controls its errors only outside an indifference region
+  around 1 - kappa; confidence sequences are valid but less transparent.)  Clearly robust inputs and
+  clearly non-robust ones stop at the first look.
 
 For every p only one kind of error is possible (a false ROBUST needs p < 1 - kappa, a false
 NOT_ROBUST needs p >= 1 - kappa), so each test's probability of a wrong decision is at most alpha.
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .bounds import cp_lower, cp_upper
+from .bounds import cp_lower, cp_upper, perfect_run_lower
 
 if TYPE_CHECKING:  # torch and scipy load on first use: the test designs are part of config checks
     import torch
@@ -136,45 +139,71 @@ class GroupSequentialRule:
 
 
 class SequentialTest(GroupSequentialRule):
-    """Group-sequential test of p >= 1 - kappa with Bonferroni alpha-spending over pre-planned looks.
+    """Group-sequential test of p >= 1 - kappa with unequal alpha-spending over pre-planned looks.
 
-    Looks: n_1 = smallest n with cp_lower(n, n, alpha/K) > 1 - kappa (a perfect run certifies at the
-    first look), then n_{j+1} = max(n_j + 1, ceil(growth * n_j)), the last one truncated to ``n_max``.
-    K is the smallest integer such that this construction yields at most K looks, and every look
-    uses the level ``alpha_per_look = alpha/K`` per side (conservative when there are fewer than K
-    looks).  At look n_j with k successes: ROBUST iff cp_lower(k, n_j, alpha/K) > 1 - kappa,
-    NOT_ROBUST iff cp_upper(k, n_j, alpha/K) < 1 - kappa, UNDECIDED if neither holds at the last look.
+    Levels: the first look gets alpha_1 = ``first_look_share`` * alpha, every later look
+    alpha_k = (1 - ``first_look_share``) * alpha / (K - 1) (an alpha-spending plan fixed before any sample
+    is drawn, in the spirit of Lan & DeMets, 1983).  Looks: n_1 = smallest n with
+    cp_lower(n, n, alpha_1) > 1 - kappa (a run without failures certifies at the first look), then
+    n_{j+1} = max(n_j + 1, ceil(growth * n_j)), the last one truncated to ``n_max``.  If n_1 >= n_max
+    there is a single look at n_max with the full level alpha (the fixed test).  At look n_j with k
+    successes: ROBUST iff cp_lower(k, n_j, alpha_j) > 1 - kappa, NOT_ROBUST iff cp_upper(k, n_j, alpha_j)
+    < 1 - kappa (exact one-sided Clopper-Pearson bounds, ``scipy.stats.beta``), UNDECIDED if neither holds
+    at the last look.
+
+    Why the first look is close to the floor: certifying from n samples without failure needs
+    alpha_1**(1/n) > 1 - kappa, i.e. n > ln(alpha_1) / ln(1 - kappa) = ln(alpha) / ln(1 - kappa) +
+    ln(share) / ln(1 - kappa); for kappa = alpha = 0.01 the floor (the fixed test's, share 1) is 459 samples,
+    and share 0.9 needs 469 (2% more), where equal Bonferroni spending over two looks needs 528.
 
     Guarantee: for i.i.d. samples with success probability p, under optional stopping at the looks,
-    P(ROBUST) <= alpha if p < 1 - kappa and P(NOT_ROBUST) <= alpha if p >= 1 - kappa (union bound
-    over the looks).
+    P(ROBUST) <= sum_k alpha_k <= alpha if p < 1 - kappa (the false certification) and
+    P(NOT_ROBUST) <= sum_k alpha_k <= alpha if p >= 1 - kappa (union bound over the looks: each look's
+    Clopper-Pearson bound errs with probability at most alpha_k, whatever the earlier looks did).
     """
 
-    def __init__(self, kappa: float, alpha: float, n_max: int, growth: float = 2.0) -> None:
+    def __init__(self, kappa: float, alpha: float, n_max: int, growth: float = 2.0,
+                 first_look_share: float = 0.9) -> None:
         _check_kappa_alpha(kappa, alpha)
         if not growth > 1.0:
             raise ValueError(f"growth must exceed 1, got {growth}")
+        if not 0.0 < first_look_share < 1.0:
+            raise ValueError(f"first_look_share must lie in (0, 1), got {first_look_share}")
         self.kappa = float(kappa)
         self.alpha = float(alpha)
         self.growth = float(growth)
+        self.first_look_share = float(first_look_share)
         target = 1.0 - self.kappa
-        num_looks = 1
-        while True:
-            level = self.alpha / num_looks
-            n1 = self._first_look(level, target)
-            if n1 > n_max:
+        n1 = self._first_look(self.alpha * self.first_look_share, target)
+        if n1 >= n_max:
+            if not perfect_run_lower(n_max, self.alpha) > target:
                 raise ValueError(
                     f"n_max={n_max} is too small: even an all-success run of {n_max} samples cannot "
-                    f"certify kappa={kappa} at level {level:.3g}"
+                    f"certify kappa={kappa} at level {alpha:.3g}"
                 )
-            looks = [n1]
-            while looks[-1] < n_max:
-                looks.append(min(n_max, max(looks[-1] + 1, math.ceil(looks[-1] * self.growth))))
-            if len(looks) <= num_looks:
-                break
-            num_looks += 1
+            self.looks = [int(n_max)]
+            self.levels = [self.alpha]
+            return
+        looks = [n1]
+        while looks[-1] < n_max:
+            looks.append(min(n_max, max(looks[-1] + 1, math.ceil(looks[-1] * self.growth))))
+        first = self.alpha * self.first_look_share
+        later = (self.alpha - first) / (len(looks) - 1)
+        while max(sum([first] + [later] * (len(looks) - 1)), math.fsum([first] + [later] * (len(looks) - 1))) \
+                > self.alpha:  # floating-point rounding must not overspend alpha
+            later = math.nextafter(later, 0.0)
         self.looks = looks
-        self.alpha_per_look = level
+        self.levels = [first] + [later] * (len(looks) - 1)
+
+    @staticmethod
+    def floor(kappa: float, alpha: float) -> int:
+        """Smallest n at which ANY valid level-alpha test can certify: the first n with alpha**(1/n) > 1 - kappa.
+
+        With n samples and no failure, the likelihood of the data under p = 1 - kappa is (1 - kappa)**n;
+        a test that certifies it with error at most alpha at p = 1 - kappa needs (1 - kappa)**n < alpha.
+        """
+        _check_kappa_alpha(kappa, alpha)
+        return SequentialTest._first_look(alpha, 1.0 - kappa)
 
     @staticmethod
     def _first_look(level: float, target: float) -> int:
@@ -186,16 +215,19 @@ class SequentialTest(GroupSequentialRule):
             n -= 1
         return n
 
+    def _level(self, n: int) -> float:
+        return self.levels[self.looks.index(n)]
+
     def _robust(self, k: int, n: int) -> bool:
-        return bool(cp_lower(k, n, self.alpha_per_look) > 1.0 - self.kappa)
+        return bool(cp_lower(k, n, self._level(n)) > 1.0 - self.kappa)
 
     def _not_robust(self, k: int, n: int) -> bool:
-        return bool(cp_upper(k, n, self.alpha_per_look) < 1.0 - self.kappa)
+        return bool(cp_upper(k, n, self._level(n)) < 1.0 - self.kappa)
 
     def __repr__(self) -> str:
         return (
             f"SequentialTest(kappa={self.kappa}, alpha={self.alpha}, n_max={self.n_max}, "
-            f"growth={self.growth}, looks={self.looks})"
+            f"growth={self.growth}, first_look_share={self.first_look_share}, looks={self.looks})"
         )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..io import ResumableCSV
+from ..progress import Progress
 from .cohen import ABSTAIN, Smooth, certify_from_counts
 from .mixed import certify_mixed
 from .sampling import point_generator
@@ -32,6 +33,7 @@ SHARD_COLUMNS = ["index", "label", "prediction", "radius", "p_lower", "samples",
                  "counts"]
 RS_COLUMNS = ["index", "label", "prediction", "correct", "radius", "p_lower", "samples", "seconds"]
 MIXED_COLUMNS = ["index", "label", "alpha", "prediction", "correct", "radius_rs", "radius_lipschitz",
+                 "radius_lipschitz_sharp",
                  "p_y_lower", "p_other_upper", "mixed_clean_prediction", "standard_prediction",
                  "samples", "seconds"]
 
@@ -86,9 +88,10 @@ def certify_shard(
     prediction other than ABSTAIN (−1) is the smoothed classifier's and holds on the l2 ball of the
     recorded radius.  Returns the number of points certified by this call.
     """
-    smooth = Smooth(model, num_classes, sigma, batch_size)
     done = {int(k) for k in out.done_keys("index")}
     todo = [int(i) for i in indices if int(i) not in done]
+    logged = Progress(len(todo) * (n0 + n), f"certify sigma={sigma:g} ({len(todo)} points)", unit="samples")
+    smooth = Smooth(model, num_classes, sigma, batch_size, on_batch=logged.update)
     for k, index in enumerate(todo):
         start = time.perf_counter()
         generator = point_generator(seed, index, STREAM)
@@ -99,8 +102,10 @@ def certify_shard(
             "p_lower": res.p_lower, "samples": int(n0 + n), "seconds": time.perf_counter() - start,
             "selected": int(np.argmax(counts0)), "counts": _encode(counts),
         })
+        logged.set_postfix(f"({k + 1}/{len(todo)} points done)")
         if progress is not None:
             progress(k + 1, len(todo))
+    logged.close()
     return len(todo)
 
 
@@ -128,10 +133,11 @@ def mixed_records(
     Uses the SAME counts as Cohen's certificate: y = the class selected by the n0 draws, a lower bound
     on p_y and an upper bound on max_{i≠y} p_i from the n draws (:func:`confidence_bounds`, error α split
     between them), then Theorem 2's radius (``radius_rs``) and Theorem 1's with the smoothed model's
-    Lipschitz constant (``radius_lipschitz``).  Guarantee per point: with probability ≥ 1 − alpha, for
-    every mixing weight at once (the bounds do not depend on the weight, so one event covers them all),
-    a prediction other than ABSTAIN is the exact mixed classifier's prediction on the whole l2 ball of
-    either radius, for ANY standard model g.  A point is also counted as abstained when the
+    Lipschitz constant (``radius_lipschitz``: Bai et al.'s constant; ``radius_lipschitz_sharp``: the sharp
+    constant sqrt(2/pi)/sigma, twice the radius, see :mod:`.mixed`).  Guarantee per point: with probability
+    ≥ 1 − alpha, for every mixing weight at once (the bounds do not depend on the weight, so one event covers
+    them all), a prediction other than ABSTAIN is the exact mixed classifier's prediction on the whole l2 ball
+    of any of the three radii, for ANY standard model g.  A point is also counted as abstained when the
     implemented mixed classifier — softmax of g's logits ``standard_probs[index]`` mixed with the
     Monte-Carlo frequencies counts/n — predicts another class at x (``mixed_clean_prediction``), so
     every certified point is one the deployed classifier gets right.
@@ -150,7 +156,9 @@ def mixed_records(
             rows.append({
                 "index": index, "label": label, "alpha": float(a), "prediction": cert.prediction,
                 "correct": int(cert.prediction == label), "radius_rs": cert.radius_rs,
-                "radius_lipschitz": cert.radius_lipschitz, "p_y_lower": cert.p_y_lower,
+                "radius_lipschitz": cert.radius_lipschitz,
+                "radius_lipschitz_sharp": cert.radius_lipschitz_sharp,
+                "p_y_lower": cert.p_y_lower,
                 "p_other_upper": cert.p_other_upper, "mixed_clean_prediction": mixed_pred,
                 "standard_prediction": int(np.argmax(g)), "samples": int(r["samples"]),
                 "seconds": float(r["seconds"]),
@@ -224,7 +232,8 @@ def rs_summary_rows(dataset: str, classifier: str, records: Sequence[Mapping[str
 
 def mixed_summary_rows(dataset: str, smoothed: str, records: Sequence[Mapping[str, Any]],
                        radii: Sequence[float]) -> list[dict[str, Any]]:
-    """Per mixing weight a: ``certify-mixed-rs`` and ``certify-mixed-lipschitz`` certified_accuracy at each
+    """Per mixing weight a: ``certify-mixed-rs``, ``certify-mixed-lipschitz`` (Bai et al.'s Lipschitz constant) and
+    ``certify-mixed-lipschitz-sharp`` (the sharp constant, see :mod:`.mixed`) certified_accuracy at each
     radius (norm L2), plus ``certify-mixed-rs`` clean_accuracy (the implemented mixed classifier's clean
     prediction, a point estimate) and abstain_rate at eps 0; classifier id :func:`mixed_id`."""
     from ..evaluate import summary_row
@@ -236,7 +245,10 @@ def mixed_summary_rows(dataset: str, smoothed: str, records: Sequence[Mapping[st
         pred = np.array([r["prediction"] for r in sel])
         label = np.array([r["label"] for r in sel])
         for evaluation, column in (("certify-mixed-rs", "radius_rs"),
-                                   ("certify-mixed-lipschitz", "radius_lipschitz")):
+                                   ("certify-mixed-lipschitz", "radius_lipschitz"),
+                                   ("certify-mixed-lipschitz-sharp", "radius_lipschitz_sharp")):
+            if column not in sel[0]:  # records written before the sharp radius existed
+                continue
             radius = np.array([r[column] for r in sel], dtype=np.float64)
             rows.extend(summary_row(dataset, name, evaluation, _l2(r), "certified_accuracy",
                                     certified_accuracy(pred, label, radius, r), n) for r in radii)

@@ -165,6 +165,7 @@ def iter_predictions(
     batch_size: int,
     generator: torch.Generator,
     clamp: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the argmax predictions (int64, on ``x.device``) of ``model`` on ``n`` noisy copies of ``x``.
 
@@ -173,7 +174,8 @@ def iter_predictions(
     predictions does not depend on ``batch_size``.  With ``clamp=True`` every copy is clipped to
     [0, 1]; note that clipping changes the distribution of the perturbed input (mass accumulates on the
     faces of the unit cube), so e.g. the Gaussian smoothing guarantees of Cohen et al. assume
-    ``clamp=False``.
+    ``clamp=False``.  ``on_batch(m)``, if given, is called after each chunk with its size ``m`` (progress
+    reporting of long sampling passes, :mod:`tradeoff.progress`); it does not touch the generator.
     """
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
@@ -191,6 +193,8 @@ def iter_predictions(
             if clamp:
                 batch.clamp_(0.0, 1.0)
             logits = model(batch)
+            if on_batch is not None:
+                on_batch(m)
             yield logits.argmax(dim=1)
 
 
@@ -203,15 +207,16 @@ def count_classes(
     batch_size: int,
     generator: torch.Generator,
     clamp: bool = False,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Counts (int64 array of length ``num_classes``) of the model's argmax class on ``n`` noisy copies.
 
     ``x`` is a single input ``[*shape]``; the noise ``delta ~ noise`` is drawn from ``generator`` and
     the result is identical for every ``batch_size`` (see :func:`iter_predictions`, which also
-    documents ``clamp``).
+    documents ``clamp`` and ``on_batch``).
     """
     counts = np.zeros(num_classes, dtype=np.int64)
-    for preds in iter_predictions(model, x, n, noise, batch_size, generator, clamp=clamp):
+    for preds in iter_predictions(model, x, n, noise, batch_size, generator, clamp=clamp, on_batch=on_batch):
         binned = torch.bincount(preds.cpu(), minlength=num_classes)
         if binned.numel() > num_classes:
             raise ValueError(f"model predicted class {int(preds.max())} >= num_classes={num_classes}")

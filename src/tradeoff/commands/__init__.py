@@ -9,6 +9,8 @@ MODULES = [
     "tradeoff.commands.probabilistic",
     "tradeoff.commands.theory",
     "tradeoff.commands.zoo",
+    "tradeoff.commands.claims",
+    "tradeoff.commands.readme",
 ]
 
 # Which module defines each subcommand (lets the CLI import only the stage a job runs; a subcommand
@@ -23,5 +25,6 @@ COMMANDS = {
     "fit-mixnet": "tradeoff.commands.mixing", "adaptive-eval": "tradeoff.commands.mixing",
     "robust-margins": "tradeoff.commands.mixing", "certify-prob": "tradeoff.commands.probabilistic",
     "certify-prob-merge": "tradeoff.commands.probabilistic", "theory-evaluate": "tradeoff.commands.theory",
-    "zoo-fetch": "tradeoff.commands.zoo",
+    "zoo-fetch": "tradeoff.commands.zoo", "worst": "tradeoff.commands.core", "sanity": "tradeoff.commands.core",
+    "claims": "tradeoff.commands.claims", "readme": "tradeoff.commands.readme",
 }

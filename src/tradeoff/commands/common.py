@@ -6,12 +6,12 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from ..threat import Threat
 
-from ..attacks.pgd import Threat
-from ..device import select_device, set_threads
+if TYPE_CHECKING:
+    import torch
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +38,8 @@ def setup_logging(level: str = "INFO") -> None:
 
 def runtime(args: argparse.Namespace) -> torch.device:
     """Apply the runtime options and return the device (logged)."""
+    from ..device import select_device, set_threads
+
     set_threads(args.threads)
     return select_device(args.device, args.gpus)
 

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
-import torch
-
-from .. import data as data_mod
-from ..classifiers import load_classifier, load_spec, weights_path
-from ..evaluate import RECORD_COLUMNS, accuracy_rows, attack_meta, clean_records, predict, run_attack
-from ..io import provenance, read_json, read_records, save_torch, write_json, write_records
-from ..models import build_model
-from ..objectives import build_objective
-from ..train import TrainConfig, fingerprint, train
+from ..io import provenance, read_json, read_records, write_json, write_records
+from ..records import ATTACKS, RECORD_COLUMNS, SWEEP_COLUMNS, accuracy_rows, clean_records, evaluation_rows
 from .common import add_runtime_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
@@ -23,7 +17,7 @@ log = logging.getLogger("tradeoff")
 def register(sub: argparse._SubParsersAction) -> None:
     register_env(sub)
     p = sub.add_parser("prepare-data", help="build a dataset's fixed splits")
-    p.add_argument("--dataset", required=True, choices=data_mod.DATASETS)
+    p.add_argument("--dataset", required=True, help="digits | tsipras | gauss3 | mnist | cifar10 | cifar100")
     p.add_argument("--params", type=json_arg, required=True, help="the dataset's config section (JSON)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
@@ -50,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", required=True, help="classifier JSON")
     p.add_argument("--name", required=True, help="classifier id for the summary")
-    p.add_argument("--attack", required=True, choices=["clean", "pgd", "autoattack"])
+    p.add_argument("--attack", required=True, choices=list(ATTACKS))
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--params", type=json_arg, default={})
     p.add_argument("--batch-size", type=int, default=500)
@@ -59,6 +53,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write the clean evaluation's records here (read off this attack's clean predictions)")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("worst", help="per-point worst case over several attacks' records of one classifier")
+    p.add_argument("--name", required=True, help="classifier id for the summary")
+    p.add_argument("--threat", type=json_arg, required=True, help="the threat every input must have been run at")
+    p.add_argument("--out", required=True)
+    p.add_argument("inputs", nargs="+", help="record CSVs (evaluate, adaptive-eval, era-composite, robustness); "
+                                             "a point's breaking attack is the first in this order")
+    p.set_defaults(func=cmd_worst)
+
+    p = sub.add_parser("sanity", help="masked-gradient sanity checks on a summary table (Carlini et al. 2019)")
+    p.add_argument("--summary", required=True, help="summary.csv (dataset, classifier, evaluation, norm, eps, ...)")
+    p.add_argument("--params", type=json_arg, default={}, help="alpha, zero_tol, large_eps, blackbox_tol, "
+                   "monotone_evaluations, stronger ([[weaker, stronger], ...])")
+    p.add_argument("--out", required=True, help="one row per check and classifier: passed, reason")
+    p.set_defaults(func=cmd_sanity)
+
     p = sub.add_parser("summarize", help="concatenate the summary rows of per-sample records")
     p.add_argument("--out", required=True)
     p.add_argument("inputs", nargs="+", help="record CSVs (their JSON sidecars hold the summary rows)")
@@ -66,12 +75,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_prepare_data(args: argparse.Namespace) -> None:
+    from .. import data as data_mod
+
+    if args.dataset not in data_mod.DATASETS:
+        raise SystemExit(f"unknown dataset '{args.dataset}' (known: {', '.join(data_mod.DATASETS)})")
     splits = data_mod.prepare(args.dataset, args.params, args.seed, args.out,
                               provenance({"dataset": args.dataset, **args.params}, args.seed))
     log.info("%s: %s", args.dataset, {s: splits.size(s) for s in data_mod.SPLITS})
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, weights_path
+    from ..evaluate import predict
+    from ..io import save_torch
+    from ..models import build_model
+    from ..objectives import build_objective
+    from ..train import TrainConfig, fingerprint, train
+
     device = runtime(args)
     splits = data_mod.load(args.data)
     threat = threat_from(args.threat, splits.bounds)
@@ -113,6 +136,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..evaluate import attack_meta, run_attack
+
     device = runtime(args)
     splits = data_mod.load(args.data)
     threat = threat_from(args.threat, splits.bounds)
@@ -122,17 +149,99 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     spec = load_spec(args.classifier)
 
     def write(out: str, attack: str, records: list[dict[str, Any]], meta: dict[str, Any], params: Any) -> None:
-        rows = accuracy_rows(splits.name, args.name, attack, None if attack == "clean" else threat, records)
+        # every row carries the threat: a robust model's clean accuracy depends on the budget it was trained at
+        rows = evaluation_rows(splits.name, args.name, attack, threat, records, meta)
         write_records(out, records, {
             **meta, "dataset": splits.name, "classifier": args.name, "summary_rows": rows,
             "classifier_sha256": spec.get("sha256"),
             **provenance({"attack": attack, "threat": args.threat, "params": params}, args.seed),
-        }, columns=RECORD_COLUMNS)
+        }, columns=SWEEP_COLUMNS if attack == "eps-sweep" else RECORD_COLUMNS)
         log.info("%s / %s: accuracy %.4f on %d points", args.name, attack, rows[0]["value"], rows[0]["n"])
 
     write(args.out, args.attack, records, meta, args.params)
     if args.clean_out:
-        write(args.clean_out, "clean", clean_records(records), attack_meta("clean", threat, {}), {})
+        first = [r for r in records if r.get("eps", threat.eps) == records[0].get("eps", threat.eps)]
+        write(args.clean_out, "clean", clean_records(first), attack_meta("clean", threat, {}), {})
+
+
+def merge_inputs(path: str, threat: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """(attack name, per-point records in the evaluate layout, sidecar) of one record file for
+    :func:`~tradeoff.attacks.worst.worst_case`. Records with a ``robust_accurate`` column (robustness
+    records, the ERA composite's) count a point as correct only when robust and accurate. Exits with one
+    line naming ``path`` when its threat differs from ``threat`` or it is not a per-point attack record."""
+    import math
+
+    frame, meta = read_records(path)
+    if meta.get("attack") == "eps-sweep":
+        raise SystemExit(f"{path}: an ε-sweep has one block per budget; merge single-threat records only")
+    if meta.get("norm") != threat.norm or not math.isclose(float(meta.get("eps", math.nan)), threat.eps):
+        raise SystemExit(f"{path}: threat {meta.get('norm')} ε={meta.get('eps')} differs from {threat.norm} "
+                         f"ε={threat.eps}")
+    cols = set(frame.columns)
+    if "robust_accurate" in cols:
+        clean = frame["clean_prediction"] if "clean_prediction" in cols else frame["prediction"]
+        frame = frame.assign(clean_prediction=clean, correct=frame["robust_accurate"],
+                             prediction=frame["adv_prediction"].where(frame["robust_accurate"] == 0, clean))
+    missing = set(RECORD_COLUMNS) - set(frame.columns)
+    if missing:
+        raise SystemExit(f"{path}: not a per-point attack record (no {', '.join(sorted(missing))})")
+    name = str(meta.get("attack") or Path(path).stem)
+    return name, frame[RECORD_COLUMNS].to_dict("records"), meta
+
+
+def cmd_worst(args: argparse.Namespace) -> None:
+    from ..attacks.worst import WORST_COLUMNS, RecordMismatch, broken_by_counts, worst_case
+
+    threat = threat_from(args.threat, None)
+    merged: list[tuple[str, list[dict[str, Any]]]] = []
+    metas: list[dict[str, Any]] = []
+    for path in args.inputs:
+        name, recs, meta = merge_inputs(path, threat)
+        if name in {m for m, _ in merged}:
+            name = f"{name}:{Path(path).stem}"
+        if metas and meta.get("dataset") != metas[0].get("dataset"):
+            raise SystemExit(f"{path}: dataset {meta.get('dataset')} differs from {metas[0].get('dataset')}")
+        sha, ref_sha = meta.get("classifier_sha256"), metas[0].get("classifier_sha256") if metas else None
+        if sha is not None and ref_sha is not None and sha != ref_sha:
+            raise SystemExit(f"{path}: made for another classifier than {args.inputs[0]} (classifier_sha256)")
+        merged.append((name, recs))
+        metas.append(meta)
+    try:
+        records = worst_case(merged)
+    except RecordMismatch as exc:
+        bad = next((p for (n, _), p in zip(merged, args.inputs, strict=True) if str(exc).startswith(f"{n}:")),
+                   args.inputs[0])
+        raise SystemExit(f"{bad}: {exc}") from None
+    dataset = str(metas[0].get("dataset", ""))
+    rows = accuracy_rows(dataset, args.name, "worst", threat, records)
+    counts = broken_by_counts(records)
+    write_records(args.out, records, {
+        "attack": "worst", "norm": threat.norm, "eps": threat.eps, "dataset": dataset, "classifier": args.name,
+        "attacks": [n for n, _ in merged], "inputs": list(args.inputs), "broken_by": counts,
+        "accuracy_by_attack": {n: sum(int(r["correct"]) for r in recs) / max(1, len(recs)) for n, recs in merged},
+        "classifier_sha256": metas[0].get("classifier_sha256"), "summary_rows": rows,
+        **provenance({"attack": "worst", "threat": args.threat, "inputs": list(args.inputs)}, None),
+    }, columns=WORST_COLUMNS)
+    log.info("%s / worst: accuracy %.4f on %d points; broken by %s", args.name, rows[0]["value"], rows[0]["n"],
+             counts)
+
+
+def cmd_sanity(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from ..attacks.sanity import CHECK_COLUMNS, sanity_checks
+
+    p = dict(args.params)
+    if "stronger" in p:
+        p["stronger"] = [tuple(pair) for pair in p["stronger"]]
+    checks = sanity_checks(pd.read_csv(args.summary).to_dict("records"), **p)
+    failed = [c for c in checks if not c.passed]
+    write_records(args.out, [c.row() for c in checks], {
+        "summary": str(args.summary), "params": args.params, "n_checks": len(checks), "n_failed": len(failed),
+        **provenance({"params": args.params}, None)}, columns=CHECK_COLUMNS)
+    for c in failed:
+        log.warning("sanity check failed: %s / %s: %s", c.classifier, c.check, c.reason)
+    log.info("%d sanity checks, %d failed -> %s", len(checks), len(failed), args.out)
 
 
 SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]

@@ -14,14 +14,13 @@ import torch
 
 from .. import data as data_mod
 from ..abstain import (
-    AdaptiveAttack,
     RobustnessAttack,
-    adaptive_attack,
     clean_decision,
     compositional_indicators,
     robustness_metrics,
     robustness_test,
 )
+from ..attacks.adaptive import AdaptiveAttack, era_adaptive_attack
 from ..attacks.pgd import Threat
 from ..classifiers import load_classifier, load_spec
 from ..evaluate import perturbation_size, predict, summary_row
@@ -35,7 +34,7 @@ ROBUSTNESS_COLUMNS = ["index", "label", "clean_prediction", "adv_prediction", "c
 COMPOSITE_COLUMNS = ["index", "label", "selected", "sound", "branch_prediction", "standard_prediction",
                      "prediction", "correct", "formula_correct", "formula_robust", "attack_robust", "robust",
                      "robust_accurate", "robust_inaccurate", "adv_prediction", "adv_selected", "fooled_by",
-                     "perturbation"]
+                     "perturbation", "selector_false_accept"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--standard-records", required=True, help="robustness records of the standard model")
     p.add_argument("--params", type=json_arg, default={}, help="adaptive attack (JSON: steps, step_rel, "
                                                                "restarts, lambdas)")
+    p.add_argument("--suite", type=json_arg, default={}, help="attacks every composite gets (JSON: targets, "
+                   "transfer, suite_steps, suite_step_rel, target_restarts, transfer_restarts); {} = none")
+    p.add_argument("--strong", type=json_arg, default=None, help="the strong robustness test (JSON, as "
+                   "`robustness --params`) for the offline 2ε soundness check and the selector's false-accept "
+                   "rate; absent = the runtime selector's own test only")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_composite)
@@ -116,7 +120,7 @@ def robustness_summary(dataset: str, name: str, threat: Threat, rows: Sequence[M
     out = [summary_row(dataset, name, "robustness", threat, "accuracy", m["robust_accuracy"], n),
            summary_row(dataset, name, "robustness", threat, "robust_inaccuracy", m["robust_inaccuracy"], n)]
     if clean_row:
-        out.insert(0, summary_row(dataset, name, "clean", None, "accuracy", m["accuracy"], n))
+        out.insert(0, summary_row(dataset, name, "clean", threat, "accuracy", m["accuracy"], n))
     return out
 
 
@@ -239,7 +243,8 @@ def cmd_composite(args: argparse.Namespace) -> None:
     spec = load_spec(args.classifier)
     threat = threat_from(spec["threat"], splits.bounds)
     composite = load_classifier(args.classifier, device)
-    attack = AdaptiveAttack.from_mapping(args.params)
+    attack = AdaptiveAttack.from_mapping({**args.params, **args.suite})
+    strong = None if args.strong is None else RobustnessAttack.from_mapping(args.strong)
     x, y = splits.x("test"), splits.y("test")
     rob = _records_by_index(args.robust_records, len(y))
     std = _records_by_index(args.standard_records, len(y))
@@ -247,7 +252,8 @@ def cmd_composite(args: argparse.Namespace) -> None:
     for idx in _todo_chunks(records.done_keys("index"), len(y), args.batch_size):
         xb, yb = x[idx].to(device), y[idx].to(device)
         i_np = idx.numpy()
-        dec = clean_decision(composite, xb)
+        dec = clean_decision(composite, xb, strong, generator=_chunk_generator(args.seed + 1, int(idx[0])),
+                             seed=args.seed + int(idx[0]))
         _check_predictions(dec.standard_prediction, std["clean_prediction"][i_np], args.standard_records)
         if dec.branch_certified is None:
             _check_predictions(dec.branch_prediction, rob["clean_prediction"][i_np], args.robust_records)
@@ -259,7 +265,7 @@ def cmd_composite(args: argparse.Namespace) -> None:
             dec.sound.cpu().numpy(), acc_branch, rob_branch, std["correct"][i_np].astype(bool),
             std["robust"][i_np].astype(bool))
         pred = dec.prediction
-        res = adaptive_attack(composite, xb, pred, threat, attack,
+        res = era_adaptive_attack(composite, xb, pred, threat, attack,
                               generator=_chunk_generator(args.seed, int(idx[0])))
         size = perturbation_size(xb.cpu(), res.x_adv, threat.norm)
         for j, i in enumerate(idx.tolist()):
@@ -274,12 +280,14 @@ def cmd_composite(args: argparse.Namespace) -> None:
                 "robust": int(robust), "robust_accurate": int(correct and robust and bool(formula_correct[j])),
                 "robust_inaccurate": int(robust and not correct), "adv_prediction": int(res.prediction[j]),
                 "adv_selected": int(res.selected[j]), "fooled_by": res.path[j], "perturbation": float(size[j]),
+                "selector_false_accept": "" if dec.strong_flip_eps is None
+                else int(bool(dec.selected[j]) and bool(dec.strong_flip_eps[j])),
             })
     rows = records.rows
     n = len(rows)
     ds, name = splits.name, args.name
     summary = [
-        summary_row(ds, name, "clean", None, "accuracy", _rate(rows, "correct"), n),
+        summary_row(ds, name, "clean", threat, "accuracy", _rate(rows, "correct"), n),
         summary_row(ds, name, "clean", threat, "selection_rate", _rate(rows, "selected"), n),
         summary_row(ds, name, "clean", threat, "sound_selection_rate", _rate(rows, "sound"), n),
         summary_row(ds, name, "adaptive", threat, "accuracy", _rate(rows, "robust_accurate"), n),
@@ -287,10 +295,19 @@ def cmd_composite(args: argparse.Namespace) -> None:
         summary_row(ds, name, "adaptive", threat, "formula_accuracy", _rate(rows, "formula_correct", "formula_robust"),
                     n),
         summary_row(ds, name, "adaptive", threat, "attack_accuracy", _rate(rows, "correct", "attack_robust"), n),
+        summary_row(ds, name, "adaptive", threat, "accuracy_before_transfer",
+                    float(np.mean([int(float(r["correct"])) and (int(float(r["attack_robust"]))
+                                                                 or str(r["fooled_by"]).startswith("transfer"))
+                                   for r in rows])) if n else float("nan"), n),
     ]
+    if strong is not None:
+        accepted = [r for r in rows if int(float(r["selected"]))]
+        summary.append(summary_row(ds, name, "clean", threat, "selector_false_accept_rate",
+                                   _rate(accepted, "selector_false_accept"), len(accepted)))
     records.finalize({
         "attack": "adaptive", "norm": threat.norm, "eps": threat.eps, "params": dict(args.params),
-        "selector": spec["selector"], "dataset": ds, "classifier": name, "summary_rows": summary,
+        "suite": dict(args.suite), "strong": args.strong, "selector": spec["selector"], "dataset": ds,
+        "classifier": name, "summary_rows": summary,
         "classifier_sha256": spec.get("sha256"),
         **provenance({"attack": "adaptive", "params": args.params, "selector": spec["selector"],
                       "threat": spec["threat"]}, args.seed),

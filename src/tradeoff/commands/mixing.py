@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .. import data as data_mod
+from ..attacks.adaptive import CompositeSuite, composite_suite, mixnet_worst_case
 from ..attacks.pgd import attack_model
 from ..classifiers import load_classifier, load_spec
 from ..evaluate import perturbation_size, summary_row
@@ -33,7 +34,6 @@ from ..mixing import (
     MixedClassifier,
     MixingNetwork,
     NetworkOptions,
-    adaptive_worst_case,
     fit_objective,
     network_options_dict,
     probability_margin,
@@ -80,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--autoattack", required=True, help="per-sample AutoAttack record of the same classifier")
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--params", type=json_arg, required=True, help="w, steps, step_rel, restarts, momentum")
+    p.add_argument("--suite", type=json_arg, default={}, help="attacks every composite gets (JSON: targets, "
+                   "transfer, suite_steps, suite_step_rel, target_restarts, transfer_restarts); {} = none")
     p.add_argument("--batch-size", type=int, default=100, help="points per resumable chunk")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_adaptive)
@@ -160,7 +162,8 @@ def cmd_fit_mixnet(args: argparse.Namespace) -> None:
 
 ADAPTIVE_COLUMNS = ["index", "label", "clean_prediction", "autoattack_prediction", "adaptive_prediction",
                     "prediction", "correct", "correct_autoattack", "correct_adaptive", "perturbation",
-                    "alpha_clean", "alpha_adaptive", "gamma_clean", "gamma_adaptive", "adaptive_w"]
+                    "alpha_clean", "alpha_adaptive", "gamma_clean", "gamma_adaptive", "adaptive_w",
+                    "adaptive_by", "standing_before_transfer"]
 
 
 def cmd_adaptive(args: argparse.Namespace) -> None:
@@ -180,6 +183,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
     aa_pred = torch.tensor(aa["prediction"].to_numpy())
     aa_size = torch.tensor(aa["perturbation"].to_numpy(), dtype=torch.float32)
     p = args.params
+    suite = CompositeSuite.from_mapping(args.suite)
     sink = ResumableCSV(args.out, ADAPTIVE_COLUMNS)
     done = {int(i) for i in sink.done_keys("index")}
     if done:
@@ -195,10 +199,23 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
         with torch.no_grad():
             clean = model.forward_all(xb)
         ws = p["w"] if isinstance(p["w"], list) else [p["w"]]
-        x_adv, broken_by = adaptive_worst_case(
+        x_adv, broken_by = mixnet_worst_case(
             model, xb, yb, threat, ws, steps=int(p["steps"]), step_rel=float(p["step_rel"]),
             restarts=int(p["restarts"]), momentum=float(p.get("momentum", 0.0)), loss=str(p.get("loss", "ce")),
             schedule=str(p.get("schedule", "cosine")), generator=gen if device.type == "cpu" else None)
+        by = [f"w={ws[int(k)]:g}" if k >= 0 else "" for k in broken_by.tolist()]
+        with torch.no_grad():
+            standing = (model(x_adv).argmax(1) == yb) & (clean.out.argmax(1) == yb)
+        standing &= torch.tensor([aa_pred[i] == y[i] for i in idx], device=standing.device)
+        before = standing.clone()  # standing when the transfer runs start (white-box attacks all done)
+        todo = torch.nonzero(standing).flatten()
+        if suite.active and len(todo):  # targeted margin runs and transfer, on the points still standing
+            extra = composite_suite(model, {"accurate": model.g, "robust": model.h}, xb[todo], yb[todo], threat,
+                                    suite, generator=gen if device.type == "cpu" else None)
+            for j in torch.nonzero(extra.fooled).flatten().tolist():
+                x_adv[int(todo[j])] = extra.x_adv[j].to(x_adv.device)
+                by[int(todo[j])] = extra.path[j]
+                before[int(todo[j])] = bool(extra.fooled_by_transfer[j])
         with torch.no_grad():
             adv = model.forward_all(x_adv)
         clean_pred, adv_pred = clean.out.argmax(1).cpu(), adv.out.argmax(1).cpu()
@@ -217,6 +234,8 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
                 "alpha_clean": float(clean.alpha[j]), "alpha_adaptive": float(adv.alpha[j]),
                 "gamma_clean": float(clean.gamma[j]), "gamma_adaptive": float(adv.gamma[j]),
                 "adaptive_w": float(ws[int(broken_by[j])]) if broken_by[j] >= 0 and clean_pred[j] == y[i] else "",
+                "adaptive_by": by[j] if clean_pred[j] == y[i] and ok_ad == 0 else "",
+                "standing_before_transfer": int(before[j]),
             })
         log.info("attacked points %d..%d", idx[0], idx[-1])
     rows = sorted(sink.rows, key=lambda r: int(r["index"]))
@@ -227,7 +246,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
 
     metrics = (("accuracy", "correct"), ("accuracy_autoattack", "correct_autoattack"),
                ("accuracy_adaptive_only", "correct_adaptive"), ("mean_alpha_clean", "alpha_clean"),
-               ("mean_alpha_attacked", "alpha_adaptive"))
+               ("mean_alpha_attacked", "alpha_adaptive"), ("accuracy_before_transfer", "standing_before_transfer"))
     summary = [summary_row(splits.name, args.name, "adaptive", threat, m, mean(col), n) for m, col in metrics]
     meta = {
         "attack": "adaptive", "norm": threat.norm, "eps": threat.eps, "params": dict(p),
@@ -237,12 +256,21 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
         "autoattack_warnings": aa_meta.get("warnings", []),
         "autoattack_accuracy_by_attack": aa_meta.get("accuracy_by_attack", {}),
         "adaptive_beats_autoattack": int(sum(int(r["correct_autoattack"]) - int(r["correct"]) for r in rows)),
+        "suite": dict(args.suite), "adaptive_by": _counts(r["adaptive_by"] for r in rows),
         "summary_rows": summary,
         **provenance({"attack": "adaptive", "threat": args.threat, "params": p}, args.seed),
     }
     sink.finalize(meta, sort_key="index")
     log.info("%s / adaptive: accuracy %.4f (AutoAttack alone %.4f, adaptive attack alone %.4f), mean α clean %.3f → "
-             "attacked %.3f", args.name, *(r["value"] for r in summary))
+             "attacked %.3f", args.name, *(r["value"] for r in summary[:5]))
+
+
+def _counts(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v:
+            out[str(v)] = out.get(str(v), 0) + 1
+    return out
 
 
 MARGIN_COLUMNS = ["index", "label", "clean_prediction", "clean_margin", "clean_correct", "adv_prediction",

@@ -19,6 +19,7 @@ MODULES = [
     "tradeoff.figures.mixing",
     "tradeoff.figures.probabilistic",
     "tradeoff.figures.tsipras",
+    "tradeoff.figures.threats",
 ]
 
 

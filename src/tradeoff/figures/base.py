@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import register
-from .style import new_figure, save, threat_label
+from .style import new_figure, read_summary, save, threat_label
 
 
 def accuracy_table(summary: pd.DataFrame, dataset: str, evaluation: str) -> pd.Series:
@@ -18,9 +18,10 @@ def accuracy_table(summary: pd.DataFrame, dataset: str, evaluation: str) -> pd.S
 
 
 @register("base-tradeoff")
-def base_tradeoff(summary_path: str, out: str, dataset: str, classifiers: list[str]) -> None:
+def base_tradeoff(summary_path: str, out: str, dataset: str, classifiers: list[str],
+                  threat: dict | None = None) -> None:
     """Scatter of clean vs AutoAttack accuracy, one point per base model, from summary.csv alone."""
-    summary = pd.read_csv(summary_path)
+    summary = read_summary(summary_path, threat)
     clean = accuracy_table(summary, dataset, "clean")
     robust = accuracy_table(summary, dataset, "autoattack")
     fig, ax = new_figure()

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..io import read_records, write_text
 from . import register
-from .style import new_figure, save
+from .style import new_figure, read_summary, save
 
 CLASS_COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
                 "#CCB974", "#64B5CD"]
@@ -59,11 +59,12 @@ def _markdown(table: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@register("era-digits")
-def era_digits(summary_path: str, out: str, dataset: str, classifiers: list[str], table_out: str) -> None:
+@register("era")
+def era_figure(summary_path: str, out: str, dataset: str, classifiers: list[str], table_out: str,
+               threat: dict | None = None) -> None:
     """Grouped bars (clean accuracy, robust accuracy, robust inaccuracy, selection rate) per classifier, and
     the same numbers as ``table_out`` (CSV) plus a Markdown copy next to it, from summary.csv alone."""
-    summary = pd.read_csv(summary_path)
+    summary = read_summary(summary_path, threat)
     table = era_table(summary, dataset, classifiers)
     rows = summary[(summary.dataset == dataset) & (summary.evaluation == "robustness")]
     threat = f"{rows['norm'].iloc[0]} ε={rows['eps'].iloc[0]:g}" if len(rows) else ""

@@ -5,20 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..io import read_records
 from . import register
 from .base import accuracy_table
-from .style import new_figure, save, threat_label
+from .style import new_figure, read_summary, save, threat_label
 
 
 @register("mixing-tradeoff")
 def mixing_tradeoff(summary_path: str, out: str, dataset: str, alphas: list[float], modes: list[str],
-                    accurate: str, robust: str, mixnet: str | None = None) -> None:
+                    accurate: str, robust: str, mixnet: str | None = None, threat: dict | None = None) -> None:
     """Clean vs AutoAttack accuracy over α for each mixing mode (one line per mode, α annotated), the two
     base models as stars, and the mixing network under AutoAttack and under the adaptive attack."""
-    summary = pd.read_csv(summary_path)
+    summary = read_summary(summary_path, threat)
     clean = accuracy_table(summary, dataset, "clean")
     robust_acc = accuracy_table(summary, dataset, "autoattack")
     adaptive = accuracy_table(summary, dataset, "adaptive")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..certify.prob_records import ProbSettings, decisions, metrics
+from ..certify.prob_settings import ProbSettings
 from ..io import read_records
 from . import register
 from .style import new_figure, save
@@ -30,6 +30,8 @@ def prob_kappa(out: str, records: Mapping[str, Mapping[str, str]], dataset: str)
     ``records`` maps classifier -> test ('fixed' / 'sequential') -> merged record CSV.
     """
     from matplotlib.lines import Line2D
+
+    from ..certify.prob_records import metrics  # torch: imported by the figures that need it only
 
     fig, ax = new_figure(5.5, 4.0)
     colors: dict[str, str] = {}
@@ -67,6 +69,8 @@ def prob_samples(out: str, records: Mapping[str, str], dataset: str) -> None:
 
     ``records`` maps classifier -> merged record CSV of the sequential test.
     """
+    from ..certify.prob_records import decisions  # torch: imported by the figures that need it only
+
     used: dict[str, np.ndarray] = {}
     settings = None
     for name, path in records.items():
@@ -91,8 +95,9 @@ def prob_samples(out: str, records: Mapping[str, str], dataset: str) -> None:
     ax.set_ylim(0, points * 1.45)
     ax.set_xlabel("samples used per input by the sequential test (its planned looks)")
     ax.set_ylabel("test inputs")
+    levels = settings.design(settings.kappa).levels
     ax.set_title(f"{dataset}: sequential test at κ={settings.kappa:g}, α={settings.alpha:g} "
-                 f"(α/{len(looks)} per look)", fontsize=9)
+                 f"(α per look: {', '.join(f'{a / settings.alpha:.2g}α' for a in levels)})", fontsize=9)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="upper right")
     save(fig, Path(out))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,6 +27,24 @@ def save(fig: plt.Figure, out: str | Path) -> None:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
     plt.close(fig)
+
+
+THREAT_FREE_EVALUATIONS = ("certify-rs", "certify-mixed-lipschitz", "certify-mixed-lipschitz-sharp", "certify-mixed-rs")
+"""Summary evaluations that do not depend on the threat (ℓ2 certificates of threat-free models; eps is a radius)."""
+
+
+def read_summary(summary_path: str | Path, threat: Mapping[str, Any] | None = None):
+    """summary.csv, restricted to one threat when ``threat`` ({norm, eps}) is given: the rows evaluated at
+    that threat plus the threat-free ℓ2 certificates. Guarantee: with a threat, each (dataset, classifier,
+    evaluation, metric) of an attack evaluation appears at most once."""
+    import pandas as pd
+
+    summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
+    summary["norm"] = summary["norm"].fillna("")
+    if threat is None:
+        return summary
+    at = (summary.norm == threat["norm"]) & ((summary.eps - float(threat["eps"])).abs() < 1e-9)
+    return summary[at | summary.evaluation.isin(THREAT_FREE_EVALUATIONS)].reset_index(drop=True)
 
 
 def threat_label(summary, dataset: str, evaluations: tuple[str, ...]) -> str:

@@ -1,9 +1,11 @@
 """The unified comparison: every method on the same axes, same test set, same attacks.
 
-x = clean accuracy, y = the worst accuracy over the empirical attacks run on that classifier (AutoAttack,
-and the adaptive attack where the model is a composite), at the config's threat. Methods whose point no
-other method beats on both axes form the Pareto front. Certified accuracy (a different, provable
-guarantee) is reported in the table next to the empirical numbers where the method has one.
+x = clean accuracy, y = the empirical worst case at one threat: per point, the worst over every attack run on
+that classifier (evaluation ``worst``; where a run has none, the lowest accuracy over the attacks, an upper
+bound of it). Methods whose point no other method beats on both axes form the Pareto front. Certificates are
+different guarantees and are reported in their own columns, never mixed with the empirical numbers: a
+deterministic ℓ2 certificate (randomized smoothing, the mixed classifier's radii) and an (ε, κ)-probabilistic
+certificate (Zhang et al. 2023: robust to all but a κ share of uniform perturbations, not to an adversary).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import pandas as pd
 
 from ..io import write_text
 from . import register
-from .style import new_figure, save, threat_label
+from .style import new_figure, read_summary, save, threat_label
 
-EMPIRICAL = ("autoattack", "adaptive")
+EMPIRICAL = ("worst", "pgd", "margin", "autoattack", "adaptive")
+L2_CERTIFICATES = ("certify-rs", "certify-mixed-rs", "certify-mixed-lipschitz", "certify-mixed-lipschitz-sharp")
+KINDS = {"robust": "empirical worst case", "certified_l2": "deterministic ℓ2 certificate",
+         "certified_prob": "(ε, κ)-probabilistic certificate"}
 
 
 def family(classifier: str) -> str:
@@ -31,26 +36,34 @@ def family(classifier: str) -> str:
 
 
 def comparison_table(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """One row per classifier of ``dataset``: clean, PGD, AutoAttack, adaptive, worst empirical accuracy,
-    best certified accuracy (and at which radius / evaluation), and whether it is on the Pareto front."""
+    """One row per classifier of ``dataset`` (pass a summary restricted to one threat): clean, each attack's
+    accuracy, ``robust`` = the empirical worst case (``worst`` where the run has it, else the lowest attack
+    accuracy), the best deterministic ℓ2 certified accuracy at the smallest positive radius (and where), the
+    (ε, κ)-probabilistic certified rate of the sequential test, and whether it is on the Pareto front."""
     rows = summary[(summary.dataset == dataset) & (summary.metric == "accuracy")]
     wide = rows.pivot_table(index="classifier", columns="evaluation", values="value", aggfunc="first")
     n = rows.groupby("classifier")["n"].max()
     table = pd.DataFrame(index=wide.index)
-    for col in ("clean", "pgd", "autoattack", "adaptive"):
+    for col in ("clean", "pgd", "margin", "autoattack", "adaptive", "worst"):
         table[col] = wide[col] if col in wide else float("nan")
-    table["robust"] = wide[[c for c in EMPIRICAL if c in wide]].min(axis=1, skipna=True)
+    attacks = [c for c in EMPIRICAL if c in wide and c != "worst"]
+    lowest = wide[attacks].min(axis=1, skipna=True) if attacks else float("nan")
+    table["robust"] = table["worst"].fillna(lowest) if "worst" in wide else lowest
     table["n"] = n
-    cert = summary[(summary.dataset == dataset) & (summary.metric == "certified_accuracy")]
-    table["certified"] = float("nan")
-    table["certified_at"] = ""
+    cert = summary[(summary.dataset == dataset) & (summary.metric == "certified_accuracy")
+                   & summary.evaluation.isin(L2_CERTIFICATES)]
+    table["certified_l2"] = float("nan")
+    table["certified_l2_at"] = ""
     for name, group in cert.groupby("classifier"):
         positive = group[group.eps > 0]
         if len(positive) and name in table.index:
             smallest = positive[positive.eps == positive.eps.min()]
             best = smallest.loc[smallest.value.idxmax()]
-            table.loc[name, "certified"] = best.value
-            table.loc[name, "certified_at"] = f"{best.evaluation} {best.norm} r={best.eps:g}"
+            table.loc[name, "certified_l2"] = best.value
+            table.loc[name, "certified_l2_at"] = f"{best.evaluation} {best.norm} r={best.eps:g}"
+    prob = summary[(summary.dataset == dataset) & (summary.metric == "certified_rate")
+                   & (summary.evaluation == "certify-prob-sequential")]
+    table["certified_prob"] = prob.groupby("classifier")["value"].first().reindex(table.index)
     table = table.dropna(subset=["clean", "robust"])
     table["family"] = [family(c) for c in table.index]
     table["pareto"] = [
@@ -62,10 +75,11 @@ def comparison_table(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 
 @register("unified")
-def unified(summary_path: str, out: str, dataset: str, table_out: str | None = None) -> None:
+def unified(summary_path: str, out: str, dataset: str, table_out: str | None = None,
+            threat: dict | None = None) -> None:
     """Scatter of clean vs worst-case empirical accuracy of every method, Pareto front drawn; also writes
     the comparison table as CSV (``table_out``) and Markdown (same name, ``.md``)."""
-    summary = pd.read_csv(summary_path)
+    summary = read_summary(summary_path, threat)
     table = comparison_table(summary, dataset)
     if table_out:
         write_text(table_out, table.to_csv(float_format="%.4f", lineterminator="\n"))
@@ -97,8 +111,13 @@ def unified(summary_path: str, out: str, dataset: str, table_out: str | None = N
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    cols = ["clean", "pgd", "autoattack", "adaptive", "robust", "certified", "certified_at", "pareto", "n"]
-    lines = ["| classifier | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    cols = ["clean", "pgd", "margin", "autoattack", "adaptive", "robust", "certified_l2", "certified_l2_at",
+            "certified_prob", "pareto", "n"]
+    cols = [c for c in cols if c not in ("margin", "adaptive") or table[c].notna().any()]
+    lines = ["Accuracies in %. robust: " + KINDS["robust"] + " (per point, the worst over every attack run); "
+             "certified_l2: " + KINDS["certified_l2"] + "; certified_prob: " + KINDS["certified_prob"]
+             + " (sequential test), not an adversarial guarantee.", "",
+             "| classifier | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, r in table.iterrows():
         cells = []
         for c in cols:

@@ -1,0 +1,45 @@
+"""The default DAG's wall time and where it goes, read from a finished run (never typed by hand).
+
+    rm -rf results .snakemake && /usr/bin/time -v snakemake --cores 2 2> dag.log
+    python benchmarks/dag_timing.py --workdir . --log dag.log
+
+prints a Markdown section: the number of jobs and the wall time from Snakemake's own log (its first and last
+timestamps), the user and system CPU time when the log comes from ``/usr/bin/time -v``, and the jobs' own wall
+time summed per kind of job from ``results/benchmarks/`` (the same table ``tradeoff readme`` writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime
+from pathlib import Path
+
+from tradeoff.readme import job_table
+
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", default=".", help="the run's folder (holds results/)")
+    parser.add_argument("--log", required=True, help="Snakemake's stderr (optionally under /usr/bin/time -v)")
+    args = parser.parse_args()
+    text = Path(args.log).read_text(encoding="utf-8", errors="replace")
+    stamps = [datetime.strptime(s, "%a %b %d %H:%M:%S %Y") for s in STAMP.findall(text)]
+    done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", text)
+    lines = []
+    if stamps and done:
+        wall = (stamps[-1] - stamps[0]).total_seconds()
+        lines.append(f"**{done[-1][1]} jobs, {int(wall // 60)} min {int(wall % 60)} s wall** (Snakemake's first to "
+                     "last timestamp)")
+    for label, key in (("user", "User time (seconds)"), ("system", "System time (seconds)")):
+        m = re.search(rf"{re.escape(key)}: ([\d.]+)", text)
+        if m:
+            lines.append(f"{label} CPU {float(m.group(1)) / 60:.1f} min")
+    print("; ".join(lines) + ".\n")
+    print(job_table(Path(args.workdir) / "results", top=20))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""``tradeoff readme``: regenerate the README's results section (and its figure copies) from a run's records."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger("tradeoff")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("readme", help="rewrite the README's results section from a finished run")
+    p.add_argument("--results", default="results", help="the run's results folder")
+    p.add_argument("--readme", default="README.md")
+    p.set_defaults(func=cmd_readme)
+
+
+def cmd_readme(args: argparse.Namespace) -> None:
+    from ..readme import stale_figures, write_readme
+
+    readme = Path(args.readme)
+    copied = write_readme(Path(args.results), readme)
+    for path in stale_figures(readme.parent / "docs" / "figures", copied):
+        path.unlink()
+        log.info("removed %s (no longer shown)", path)
+    log.info("%s: results section rewritten, %d figures copied", readme, len(copied))

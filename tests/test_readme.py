@@ -1,0 +1,35 @@
+"""The README's results section is generated from a run's records: markers, idempotence, figure copies."""
+
+import pandas as pd
+
+from tradeoff.readme import BEGIN, END, write_readme
+
+
+def _fake_run(root):
+    (root / "tables" / "linf-0.3").mkdir(parents=True)
+    table = "| classifier | clean |\n|---|---|\n| pgd_at | 88.1 |\n"
+    (root / "tables" / "linf-0.3" / "comparison.md").write_text(table)
+    (root / "figures" / "linf-0.3").mkdir(parents=True)
+    (root / "figures" / "linf-0.3" / "unified_tradeoff.png").write_bytes(b"png-bytes")
+    pd.DataFrame({"verdict": ["reproduced", "not testable"]}).to_csv(root / "claims.csv", index=False)
+    (root / "claims.md").write_text("## Claims\n\n| claim | verdict |\n|---|---|\n| a | reproduced |\n")
+    pd.DataFrame({"dataset": ["digits"], "classifier": ["pgd_at"], "check": ["monotone_eps"],
+                  "passed": [False], "reason": ["accuracy rises from 0.1 to 0.3"]}).to_csv(root / "sanity.csv",
+                                                                                        index=False)
+
+
+def test_section_is_replaced_between_the_markers_and_the_rest_is_kept(tmp_path):
+    results = tmp_path / "results"
+    _fake_run(results)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n\n{BEGIN}\nold numbers 89.2%\n{END}\n\n## Layout\nkept\n")
+    copied = write_readme(results, readme)
+    text = readme.read_text()
+    assert text.startswith("# title\n\nintro\n\n") and text.endswith("\n\n## Layout\nkept\n")
+    assert "old numbers" not in text
+    assert "| pgd_at | 88.1 |" in text and "1 reproduced" in text and "1 not testable" in text
+    assert "pgd_at: monotone_eps — accuracy rises" in text
+    assert copied == ["docs/figures/linf-0.3-unified_tradeoff.png"]
+    assert (tmp_path / "docs" / "figures" / "linf-0.3-unified_tradeoff.png").read_bytes() == b"png-bytes"
+    write_readme(results, readme)
+    assert readme.read_text() == text  # idempotent
