@@ -5,7 +5,7 @@ observes on a real input), so the numbers are exact properties of the tests, not
 
 1. false-certification rate at the boundary p = 1 - kappa (the worst case for a valid test) of the fixed
    Clopper-Pearson test, the sequential test, and the paper's procedure (an exact binomial test at the FULL
-   level alpha after every look, spec §5.5), each over ``--inputs`` simulated inputs;
+   level alpha after every look, Zhang et al. 2023, Algorithm 2), each over ``--inputs`` simulated inputs;
 2. samples used by the sequential test on clearly robust (p >= 0.999) and clearly non-robust (p <= 0.95)
    inputs, and near the boundary, against the fixed test's n at the same alpha;
 3. how the share of alpha spent at the first look trades the first look's distance to the floor

@@ -33,22 +33,29 @@ def test_summary_has_the_contract_ids(smoke_run):
     preset = yaml.safe_load((smoke_run / "presets" / "smoke.yaml").read_text())
     n_test = preset["data"]["digits"]["n_test"]
     base = summary[(summary.dataset == "digits") & summary.classifier.isin(["standard", "pgd_at", "trades"])
-                   & (summary.metric == "accuracy")]
+                   & (summary.metric == "accuracy") & (summary.evaluation != "eps-sweep")]
     assert {(c, e) for c, e in zip(base.classifier, base.evaluation, strict=True)} >= {
-        (c, e) for c in ("standard", "pgd_at", "trades") for e in ("clean", "pgd", "autoattack")}
+        (c, e) for c in ("standard", "pgd_at", "trades") for e in ("clean", "pgd", "margin", "autoattack", "worst")}
     assert set(base.n) == {n_test}
     assert base.value.between(0, 1).all()
-    # attacks never raise accuracy above clean accuracy
-    for c in ("standard", "pgd_at", "trades"):
-        acc = base[base.classifier == c].set_index("evaluation").value
-        assert acc["autoattack"] <= acc["clean"] and acc["pgd"] <= acc["clean"]
+    # every robust method at both budgets of the config, told apart by the norm and eps columns
+    assert set(base[base.classifier == "pgd_at"].eps) == {0.1, 0.3}
+    for (c, eps), group in base.groupby(["classifier", "eps"]):
+        acc = group.set_index("evaluation").value
+        assert not acc.index.duplicated().any(), (c, eps)
+        # attacks never raise accuracy above clean accuracy; the worst case is below every attack
+        assert max(acc["pgd"], acc["margin"], acc["autoattack"]) <= acc["clean"], (c, eps)
+        assert acc["worst"] <= min(acc["pgd"], acc["margin"], acc["autoattack"]), (c, eps)
 
 
 def test_figures_and_provenance(smoke_run):
-    assert (smoke_run / "results" / "figures" / "base_tradeoff.png").stat().st_size > 1000
+    for threat in ("linf-0.1", "linf-0.3"):
+        assert (smoke_run / "results" / "figures" / threat / "base_tradeoff.png").stat().st_size > 1000
+    assert (smoke_run / "results" / "figures" / "threats.png").stat().st_size > 1000
     import json
 
-    meta = json.loads((smoke_run / "results" / "digits" / "eval" / "trades" / "autoattack.json").read_text())
+    record = smoke_run / "results" / "digits" / "linf-0.3" / "eval" / "trades" / "autoattack.json"
+    meta = json.loads(record.read_text())
     assert {"config", "seed", "versions", "git_commit", "flags"} <= set(meta)
     assert meta["versions"]["torch"] and meta["n_rows"] > 0
 
@@ -77,8 +84,9 @@ def _outputs(plan: dict[str, list[str]]) -> list[str]:
 
 
 def _only(outputs: list[str], allowed: tuple[str, ...]) -> list[str]:
-    """Outputs not explained by the change (beyond the summary, tables and figures that read everything)."""
-    common = ("results/summary.csv", "results/figures/", "results/tables/")
+    """Outputs not explained by the change (beyond the summary, sanity checks, claims, tables and figures that read
+    everything)."""
+    common = ("results/summary.csv", "results/sanity.csv", "results/claims.", "results/figures/", "results/tables/")
     return [o for o in outputs if not o.startswith(common) and not any(a in o for a in allowed)]
 
 

@@ -1,5 +1,5 @@
 """Robustness-indicator abstain and the compositional classifier (Merkli et al., "Just Avoid Robust
-Inaccuracy"; spec §3).
+Inaccuracy", 2023).
 
 * **Metrics.** A model is *robust* at x when no point of B(x, ε) changes its own prediction ŷ = f(x);
   empirically, when an attack that tries to change ŷ (not the label) fails. Robust accuracy is

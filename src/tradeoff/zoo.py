@@ -1,6 +1,6 @@
 """Base models from the RobustBench model zoo (optional: ``pip install -e '.[zoo]'``).
 
-The mixing papers mix RobustBench models (spec §1–2). :func:`fetch` downloads a named model once through
+The mixing papers mix RobustBench models (Bai et al. 2023, 2024). :func:`fetch` downloads a named model once through
 ``robustbench.utils.load_model`` (which caches the checkpoint under ``model_dir``), checks its weights
 against an expected SHA-256 when the config gives one, and returns the state dict to be re-saved as a
 plain tensor file; the classifier kind ``zoo`` rebuilds the architecture from RobustBench's model

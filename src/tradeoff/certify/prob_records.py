@@ -1,4 +1,4 @@
-"""Per-sample (eps, kappa)-probabilistic certification of a test set, and its metrics (spec §5).
+"""Per-sample (eps, kappa)-probabilistic certification of a test set, and its metrics (Zhang et al. 2023).
 
 For each test input x the reference label c = G(x) (the clean prediction) is fixed BEFORE any sample is
 drawn; samples t = clip(x + delta), delta ~ U(B_p(0, eps)), come from the input's own generator
@@ -18,7 +18,7 @@ of the same stream, so running it separately would only repeat work); when only 
 the pass stops as soon as every kappa's design has decided (:func:`run_sequential_many`).  ``samples`` in
 the decided records is what the test itself used; ``samples_drawn`` what the pass evaluated.
 
-Metrics (spec §5.4; the paper's definitions could not be checked, these are the ones used here):
+Metrics (Zhang et al. 2023; the paper's definitions could not be checked, these are the ones used here):
 
 * certified robust accuracy: fraction of inputs certified ROBUST whose reference label is correct;
 * certified robustness rate: fraction certified ROBUST, regardless of correctness;

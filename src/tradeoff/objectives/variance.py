@@ -1,5 +1,5 @@
 """Variance-minimizing training (Zhang et al., "Towards Certified Probabilistic Robustness with High
-Accuracy", arXiv 2309.00879; spec §5.2).
+Accuracy", arXiv 2309.00879).
 
 For each training input x with label y, draw n perturbations t_1..t_n uniformly from the vicinity
 B_p(x, eps) (clipped to the data's value box), compute per-perturbation losses l_1..l_n and minimize
