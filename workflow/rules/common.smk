@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from tradeoff.config import threat_id
+from tradeoff.config import THREAT_FREE_OBJECTIVES, threat_id
 
 DATASET = config["dataset"]
 SEED = int(config["seed"])
@@ -78,9 +78,8 @@ def alternatives(names):
     return "|".join(re.escape(n) for n in names)
 
 
-# Objectives whose training ignores the threat: their models are trained once and shared by every threat.
-THREAT_FREE_OBJECTIVES = {"standard", "gauss_aug"}
-# A neutral threat for their training command (never used by these objectives; constant, so that changing
+# Models whose objective ignores the threat (THREAT_FREE_OBJECTIVES) are trained once and shared by every
+# threat. A neutral threat for their training command (never used by these objectives; constant, so that changing
 # `threats` does not retrain them).
 NO_THREAT = J({"norm": "Linf", "eps": 0.0})
 
