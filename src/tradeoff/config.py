@@ -8,7 +8,7 @@ Stages can register extra checks (e.g. a certification budget too small to certi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +94,19 @@ def _stage_threats(config: Mapping[str, Any], key: str) -> list[Mapping[str, Any
     return node.get("threats") if isinstance(node, Mapping) else None
 
 
-def stage_threat_ids(config: Mapping[str, Any], key: str) -> list[str]:
-    """The threat ids at which the stage ``key`` (e.g. ``"era.threats"`` or ``"models.variance.threats"``)
-    runs, in the order of ``threats``; every entry of ``threats`` when the key is null or absent."""
-    chosen = _stage_threats(config, key)
-    every = [threat_id(t) for t in config["threats"]]
+def select_threat_ids(threats: Sequence[Mapping[str, Any]], chosen: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    """The ids of ``chosen`` in the order of ``threats`` (every entry of ``threats`` when ``chosen`` is None)."""
+    every = [threat_id(t) for t in threats]
     if chosen is None:
         return every
     wanted = {threat_id(t) for t in chosen}
     return [t for t in every if t in wanted]
+
+
+def stage_threat_ids(config: Mapping[str, Any], key: str) -> list[str]:
+    """The threat ids at which the stage ``key`` (e.g. ``"era.threats"`` or ``"models.variance.threats"``)
+    runs, in the order of ``threats``; every entry of ``threats`` when the key is null or absent."""
+    return select_threat_ids(config["threats"], _stage_threats(config, key))
 
 
 @register_check
@@ -129,8 +133,7 @@ THREAT_FREE_OBJECTIVES = frozenset({"standard", "gauss_aug"})
 
 
 def _model_threat_ids(config: Mapping[str, Any], name: str) -> list[str]:
-    entry = config["models"][name]
-    return stage_threat_ids({"threats": config["threats"], "m": entry}, "m.threats")
+    return select_threat_ids(config["threats"], config["models"][name].get("threats"))
 
 
 @register_check

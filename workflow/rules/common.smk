@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from tradeoff.config import THREAT_FREE_OBJECTIVES, threat_id
+from tradeoff.config import THREAT_FREE_OBJECTIVES, select_threat_ids, threat_id
 
 DATASET = config["dataset"]
 SEED = int(config["seed"])
@@ -63,10 +63,7 @@ THREAT_RE = "|".join(re.escape(t) for t in THREATS)
 
 def threat_ids(chosen):
     """The ids of a stage's `threats` list in the order of `threats` (every threat when it is null)."""
-    if chosen is None:
-        return list(THREATS)
-    wanted = {threat_id(t) for t in chosen}
-    return [t for t in THREATS if t in wanted]
+    return select_threat_ids(config["threats"], chosen)
 
 
 def threat_json(threat):
