@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tradeoff.certify import Outcome, SequentialTest, fixed_test
-from tradeoff.certify.probabilistic import _NaiveSequentialTest
+from tradeoff.certify.probabilistic import NaiveSequentialTest
 
 
 def simulate(rule, p: float, inputs: int, rng: np.random.Generator) -> dict[str, float]:
@@ -73,7 +73,7 @@ def error_table(kappa: float, alpha: float, n_max: int, share: float, inputs: in
                  f"{s:.4f} ± {slack(s, inputs):.4f} | "
                  f"{'yes' if s <= alpha + slack(alpha, inputs) else 'NO'} |")
     for step in (n_max // 100, n_max // 20):
-        naive = simulate(_NaiveSequentialTest(kappa, alpha, n_max, step=step), p, inputs, rng)["robust"]
+        naive = simulate(NaiveSequentialTest(kappa, alpha, n_max, step=step), p, inputs, rng)["robust"]
         lines.append(f"| naive: exact test at full α every {step} samples (contrast) | {n_max // step} | "
                      f"{naive:.4f} ± {slack(naive, inputs):.4f} | "
                      f"{'yes' if naive <= alpha + slack(alpha, inputs) else 'NO'} |")

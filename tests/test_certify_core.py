@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from prob_helpers import certify_probabilistic, naive_sequential_test
 from scipy import stats
 
 from tradeoff.certify import (
@@ -19,7 +20,6 @@ from tradeoff.certify import (
     UniformLinfBall,
     certify_from_counts,
     certify_mixed,
-    certify_probabilistic,
     confidence_bounds,
     count_classes,
     cp_lower,
@@ -33,7 +33,7 @@ from tradeoff.certify import (
     predict_from_counts,
     run_sequential,
 )
-from tradeoff.certify.probabilistic import _naive_sequential_test, _NaiveSequentialTest
+from tradeoff.certify.probabilistic import NaiveSequentialTest
 
 torch.set_num_threads(1)
 
@@ -481,7 +481,7 @@ def test_false_certification_probability_is_at_most_alpha_exactly(kappa: float, 
         for p in (1 - kappa, 1 - 1.2 * kappa):
             assert _exact_certification_probability(test, p) <= alpha * (1 + 1e-9), (share, p, test)
     # the exact computation agrees with the naive test's inflation (a check of the check)
-    assert _exact_certification_probability(_NaiveSequentialTest(kappa, alpha, n_max, step=n_max // 20),
+    assert _exact_certification_probability(NaiveSequentialTest(kappa, alpha, n_max, step=n_max // 20),
                                             1 - kappa) > alpha
 
 
@@ -520,7 +520,7 @@ def test_default_share_is_closer_to_the_floor_than_equal_spending() -> None:
 
 
 def test_naive_per_look_testing_inflates_false_certifications() -> None:
-    naive = _NaiveSequentialTest(KAPPA, ALPHA, N_MAX, step=100)
+    naive = NaiveSequentialTest(KAPPA, ALPHA, N_MAX, step=100)
     rate = _simulated_certification_rate(naive, 1 - KAPPA, INPUTS, seed=23)
     assert rate > 2 * ALPHA
 
@@ -537,7 +537,7 @@ def test_sequential_test_saves_samples_on_clear_cases(p: float, expected: Outcom
         assert outcome == expected
         assert used <= n_max // 10
     # the naive driver runs too (documentation only)
-    outcome, used = _naive_sequential_test(lambda m: int(rng.binomial(m, p)), 0.01, 0.001, 2000, step=200)
+    outcome, used = naive_sequential_test(lambda m: int(rng.binomial(m, p)), 0.01, 0.001, 2000, step=200)
     assert outcome in (expected, Outcome.UNDECIDED)
 
 

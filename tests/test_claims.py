@@ -143,6 +143,78 @@ def test_probability_vs_logit_mixing() -> None:
     assert rows_by_id(evaluate_claims(recs, options=FAST))[f"mixing-prob-vs-logit-{T}"]["verdict"] == "not reproduced"
 
 
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# (clean, robust) counts of 360 per α: probability mixing keeps h's robustness (concave, above the chord from
+# h (310, 90) to g (355, 0)); logit mixing loses it early (below the chord)
+PROB = ((352, 20), (350, 35), (347, 50), (342, 65), (333, 78), (325, 85))
+LOGIT = ((353, 1), (351, 3), (348, 6), (343, 12), (335, 25), (327, 40))
+
+
+def _sweep(prob=PROB, logit=LOGIT, modes=("prob", "logit")) -> dict:
+    recs = {("standard", "worst", T): attack(first(355), first(0)),
+            ("pgd_at", "worst", T): attack(first(310), first(90))}
+    for mode, curve in (("prob", prob), ("logit", logit)):
+        if mode in modes:
+            for alpha, (clean, robust) in zip(SWEEP, curve, strict=True):
+                recs[(f"mix-{mode}-{alpha:g}", "worst", T)] = attack(first(clean), first(robust))
+    return recs
+
+
+def test_equal_clean_advantage_interpolates_each_mode_on_the_other() -> None:
+    from tradeoff.claims import _equal_clean_advantage
+
+    base_c, base_r = [0.86, 0.986], [0.25, 0.0]
+    pc, pr = np.array([*base_c, 0.95]), np.array([*base_r, 0.20])
+    lc, lr = np.array([*base_c, 0.95, 0.97]), np.array([*base_r, 0.05, 0.01])
+    est, k = _equal_clean_advantage(pc, pr, np.array([0, 0, 1], bool), lc, lr, np.array([0, 0, 1, 1], bool))
+    # prob at 0.95 vs the logit node there: +0.15; logit at 0.95: +0.15; logit at 0.97 vs the probability curve
+    # between (0.95, 0.20) and (0.986, 0): 0.2·(0.986 − 0.97)/0.036 − 0.01
+    assert k == 3
+    assert est == pytest.approx((0.15 + 0.15 + 0.2 * 0.016 / 0.036 - 0.01) / 3)
+
+
+def test_mixing_claims_over_a_sweep_of_alphas_in_both_modes() -> None:
+    rows = rows_by_id(evaluate_claims(_sweep(), options=FAST))
+    chord, modes = rows[f"mixing-above-chord-{T}"], rows[f"mixing-prob-vs-logit-{T}"]
+    assert chord["verdict"] == "reproduced" and "6 weights α" in chord["our_setting"]
+    assert modes["verdict"] == "reproduced" and "mean over 12 mixtures" in modes["our_value"]
+    assert "6 probability and 6 logit" in modes["our_setting"] and "robust = worst" in modes["our_setting"]
+    # the modes swapped: the logit curve is now the better one, and the probability mixtures lie below the chord
+    rows = rows_by_id(evaluate_claims(_sweep(prob=LOGIT, logit=PROB), options=FAST))
+    assert rows[f"mixing-prob-vs-logit-{T}"]["verdict"] == "not reproduced"
+    assert rows[f"mixing-above-chord-{T}"]["verdict"] == "not reproduced"
+
+
+def test_the_chord_is_not_extrapolated_beyond_the_base_models() -> None:
+    # a mixture more accurate than g and as robust as g (0%): on the chord's flat extension, not above it
+    recs = _sweep(modes=())
+    recs[("mix-prob-0.5", "worst", T)] = attack(first(358), first(0))
+    row = rows_by_id(evaluate_claims(recs, options=FAST))[f"mixing-above-chord-{T}"]
+    assert row["verdict"] == "not reproduced" and "+0.0 points" in row["our_value"]
+
+
+def test_a_difference_the_points_cannot_resolve_is_not_significant() -> None:
+    # the same curve in both modes, except that the probability mixture at α = 0.7 keeps one more point
+    prob = tuple((c, r + (k == 2)) for k, (c, r) in enumerate(PROB))
+    row = rows_by_id(evaluate_claims(_sweep(prob=prob, logit=PROB), options=FAST))[f"mixing-prob-vs-logit-{T}"]
+    assert row["verdict"] == "same direction, not significant" and "cannot tell" in row["reason"]
+    row = rows_by_id(evaluate_claims(_sweep(prob=PROB, logit=PROB), options=FAST))[f"mixing-prob-vs-logit-{T}"]
+    assert row["verdict"] == "not reproduced" and "+0.0 points" in row["our_value"]
+
+
+def test_prob_vs_logit_is_not_testable_with_one_mode() -> None:
+    rows = rows_by_id(evaluate_claims(_sweep(modes=("prob",)), options=FAST))
+    row = rows[f"mixing-prob-vs-logit-{T}"]
+    assert row["verdict"] == "not testable" and "only one mixing mode" in row["reason"]
+    assert "mix-logit-<α>" in row["reason"]
+    assert rows[f"mixing-above-chord-{T}"]["verdict"] == "reproduced"  # (a) needs the probability mode only
+    # logit mixtures at another threat only do not make the comparison testable at this one
+    recs = _sweep(modes=("prob",))
+    recs[("mix-logit-0.7", "worst", "linf-0.1")] = attack(first(348), first(6))
+    rows = rows_by_id(evaluate_claims(recs, options=FAST))
+    assert rows[f"mixing-prob-vs-logit-{T}"]["verdict"] == "not testable"
+
+
 def test_mixnet_against_the_fixed_weight_curve() -> None:
     recs = _mixing_records(False)  # curve: (86.1%, 25%), (95%, 2.8%), (97.5%, 0%), (98.6%, 0%)
     recs[("mixnet", "adaptive", T)] = attack(first(342), first(60))  # 16.7% robust at 95% clean

@@ -37,6 +37,11 @@ def _merge(base, update):
 
 
 @pytest.mark.parametrize("mutate,key,words", [
+    (lambda c: c["attacks"].__setitem__("run", ["clean", "pgd", "autoattack"]), "era.robustness.combine.1",
+     "is not run"),
+    (lambda c: c["era"]["robustness"].__setitem__("combine", []), "era.robustness.attack_correct", "needs"),
+    (lambda c: c["attacks"].__setitem__("shards", 0), "attacks.shards", "minimum"),
+    (lambda c: c["mixing"].__setitem__("temperatures", {"g": 1.0}), "mixing.temperatures", ""),
     (lambda c: c["threats"][0].__setitem__("eps", -0.1), "threats.0.eps", "less than or equal to the minimum"),
     (lambda c: c["threats"][0].__setitem__("eps", 0), "threats.0.eps", "less than or equal to the minimum"),
     (lambda c: c["threats"][0].__setitem__("norm", "L1"), "threats.0.norm", "not one of"),

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -130,27 +128,26 @@ def test_changing_one_stages_threats_touches_only_that_stage(smoke_run):
     assert _only(outputs, ("/linf-0.1/models/mix", "/linf-0.1/eval/mix", "/linf-0.1/eval/trades/confidence")) == []
 
 
-def test_killed_training_resumes_and_matches_an_uninterrupted_run(smoke_run, tmp_path):
-    data = smoke_run / "results" / "digits" / "data.pt"
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    # The run is interrupted after epoch 3 of 6 by the train command's own stop flag (the state a kill right after
+    # that epoch's checkpoint leaves: a checkpoint, no model), then rerun without it.
+    tradeoff = [sys.executable, "-m", "tradeoff"]
+    data = tmp_path / "data.pt"
+    subprocess.run([*tradeoff, "prepare-data", "--dataset", "digits", "--params", '{"n_calib": 60, "n_test": 40}',
+                    "--out", str(data)], check=True, env=env(), capture_output=True, timeout=600)
     common = ["train", "--no-progress", "--data", str(data), "--name", "m", "--arch", "small_cnn",
               "--objective", "pgd_at", "--objective-params", '{"steps": 3}', "--threat",
               '{"norm": "Linf", "eps": 0.3}', "--train-params", '{"epochs": 6, "batch_size": 64}', "--seed", "3"]
-    tradeoff = [sys.executable, "-m", "tradeoff"]
     subprocess.run([*tradeoff, *common, "--checkpoint", str(tmp_path / "a.ckpt"), "--out", str(tmp_path / "a.json")],
                    check=True, env=env(), capture_output=True, timeout=600)
     ckpt = tmp_path / "b.ckpt"
-    proc = subprocess.Popen([*tradeoff, *common, "--checkpoint", str(ckpt), "--out", str(tmp_path / "b.json")],
-                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert ckpt.exists() and not (tmp_path / "b.json").exists(), "the run must be killed mid-training"
-    resumed = subprocess.run([*tradeoff, *common, "--checkpoint", str(ckpt), "--out", str(tmp_path / "b.json")],
-                             check=True, env=env(), capture_output=True, text=True, timeout=600)
-    assert "resuming" in resumed.stderr
+    b = ["--checkpoint", str(ckpt), "--out", str(tmp_path / "b.json")]
+    subprocess.run([*tradeoff, *common, *b, "--stop-after-epoch", "2"], check=True, env=env(), capture_output=True,
+                   timeout=600)
+    assert ckpt.exists() and not (tmp_path / "b.json").exists(), "the run must stop mid-training"
+    resumed = subprocess.run([*tradeoff, *common, *b], check=True, env=env(), capture_output=True, text=True,
+                             timeout=600)
+    assert "from epoch 3" in resumed.stderr, resumed.stderr[-2000:]  # epochs 0-2 were not trained again
     import json
 
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
@@ -158,37 +155,49 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(smoke_run, tmp
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
-def test_killed_certification_shard_resumes_under_snakemake(smoke_run, tmp_path):
-    # Snakemake is killed (SIGKILL, its whole process group) in the middle of a certification shard; after
-    # `--unlock` the rerun resumes from the shard's progress file and gives the records of a fresh run.
+def _stop_and_kill_shim(directory: Path, points: int) -> Path:
+    """A ``tradeoff`` executable that runs ``certify-shard`` with ``--stop-after points`` and then kills its whole
+    process group (Snakemake included) with SIGKILL; every other subcommand runs unchanged."""
+    real = Path(sys.executable).parent / "tradeoff"
+    directory.mkdir(parents=True, exist_ok=True)
+    shim = directory / "tradeoff"
+    shim.write_text(f"""#!{sys.executable}
+import os, signal, subprocess, sys
+real = {str(real)!r}
+if sys.argv[1:2] == ["certify-shard"]:
+    subprocess.run([real, *sys.argv[1:], "--stop-after", "{points}"], check=True)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+os.execv(real, [real, *sys.argv[1:]])
+""")
+    shim.chmod(0o755)
+    return directory
+
+
+def test_killed_certification_shard_resumes_under_snakemake(tmp_path):
+    # Snakemake (its whole process group) is killed with SIGKILL while a certification shard runs, exactly after the
+    # shard's second point: a `tradeoff` shim on PATH runs the shard with its stop flag and then kills the group.
+    # After `--unlock` the rerun resumes from the shard's progress file and gives the records of a fresh run.
     work = copy_workflow(tmp_path / "w")
-    shutil.copytree(smoke_run / "results", work / "results")
-    shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
-    args = _override(work, "slow.yaml", "certify:\n  n: 20000\n  shards: 1\n")  # ≈ 1–2 s per point
+    args = _override(work, "one.yaml", "certify:\n  shards: 1\n")
     shard = "results/digits/certify/gauss_aug-0.25/shards/0-of-1.csv"
     partial = work / (shard + ".partial")
+    killing = env()
+    killing["PATH"] = str(_stop_and_kill_shim(tmp_path / "shim", 2)) + os.pathsep + killing["PATH"]
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", shard, *args]  # target first: --configfile takes many
-    proc = subprocess.Popen(cmd, cwd=work, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, cwd=work, env=killing, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if partial.exists() and len(partial.read_text().splitlines()) >= 3:  # header + two points
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "Snakemake ended before the shard had progress to resume"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert partial.exists() and not (work / shard).exists(), "Snakemake must be killed mid-shard"
+    assert proc.wait(timeout=1500) == -signal.SIGKILL, "Snakemake must be killed mid-shard"
+    assert not (work / shard).exists()
+    assert len(partial.read_text().splitlines()) == 1 + 2  # header + the two points certified before the kill
     snakemake(work, *args, "--unlock")
     snakemake(work, shard, *args)
     log = (work / "logs/digits/certify/gauss_aug-0.25/shard-0-of-1.log").read_text()
-    resumed = re.search(r"resuming: (\d+) of 8 points", log)
-    assert resumed and 2 <= int(resumed.group(1)) < 8, log[-2000:]
+    assert "resuming: 2 of 8 points already certified" in log, log[-2000:]
     first = pd.read_csv(work / shard)
     snakemake(work, shard, "--forcerun", "certify_shard", *args)  # from scratch: no progress file is left
     assert "resuming" not in (work / "logs/digits/certify/gauss_aug-0.25/shard-0-of-1.log").read_text()
     fresh = pd.read_csv(work / shard)
-    assert first.drop(columns="seconds").equals(fresh.drop(columns="seconds"))
+    assert len(fresh) == 8 and first.drop(columns="seconds").equals(fresh.drop(columns="seconds"))
 
 
 def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):

@@ -232,22 +232,25 @@ def test_container_recipes_are_up_to_date():
 
 def rule_blocks() -> dict[str, str]:
     """{rule name: its text} of every `rule` definition in workflow/rules/*.smk (`use rule` copies excluded: they
-    inherit the directives of the rule they copy)."""
+    inherit the directives of the rule they copy). A rule defined in a loop (`rule:` with a `name:` directive) is
+    listed under its name's template, e.g. `figure_{_name}`."""
     blocks = {}
     for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
         text = path.read_text()
-        starts = [(m.start(), m) for m in re.finditer(r"^([ \t]*)(use )?rule (\w+)", text, re.M)]
+        starts = [(m.start(), m) for m in re.finditer(r"^([ \t]*)(use )?rule(?: (\w+)|:)", text, re.M)]
         for i, (start, m) in enumerate(starts):
             end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
             if not m.group(2):
-                blocks[m.group(3)] = text[start:end]
+                block = text[start:end]
+                name = m.group(3) or re.search(r"^\s+name:\s*f?\"([^\"]+)\"", block, re.M).group(1)
+                blocks[name] = block
     return blocks
 
 
 def test_every_rule_points_into_envs():
     """Every rule names one of the environments of envs/; the summary table and the figures the light one."""
     blocks = rule_blocks()
-    assert {"train", "evaluate", "summary", "figure_unified"} <= set(blocks), sorted(blocks)
+    assert {"train", "evaluate", "summary", "figure_{_name}"} <= set(blocks), sorted(blocks)
     for name, text in blocks.items():
         m = re.search(r"^\s+conda:\s*\n\s+\"\.\./\.\./envs/(\w+)\.yaml\"", text, re.M)
         assert m, f"rule {name} has no conda: directive pointing into envs/"

@@ -389,9 +389,14 @@ def test_commands_end_to_end_and_resume(tmp_path):
     metrics = {(r["evaluation"], r["metric"]) for r in meta["summary_rows"]}
     assert {("clean", "accuracy"), ("clean", "selection_rate"), ("adaptive", "accuracy"),
             ("adaptive", "robust_inaccuracy")} <= metrics
-    # killed after the first chunk: the rerun keeps it and produces the same bytes
-    lines = full.decode().splitlines(keepends=True)
+    # killed inside the second chunk, with a row cut mid-write: the rerun keeps the complete rows (same key)
+    # and produces the same bytes
     out.unlink()
-    (tmp_path / "adaptive.csv.partial").write_text("".join(lines[:9]) + lines[9][:5])
+    assert main([*args, "--stop-after", "10"]) == 0 and not out.exists()
+    partial = tmp_path / "adaptive.csv.partial"
+    lines = partial.read_text().splitlines(keepends=True)
+    assert len(lines) == 11
+    partial.write_text("".join(lines[:10]) + lines[10][:5])
     assert main(args) == 0
     assert out.read_bytes() == full
+    assert not (tmp_path / "adaptive.csv.partial.foreign").exists()

@@ -328,18 +328,20 @@ def pipeline(tmp_path_factory) -> Path:
          json.dumps(fit), "--checkpoint", str(d / "ck-mixnet.pt"), "--out", str(d / "mixnet.json"))
     aa = {"version": "custom", "attacks": ["apgd-ce", "apgd-t"], "n_iter": 10, "n_target_classes": 3}
     _run("evaluate", *RT, "--data", data, "--classifier", str(d / "mixnet.json"), "--name", "mixnet",
-         "--attack", "autoattack", "--threat", THREAT, "--params", json.dumps(aa), "--out",
-         str(d / "aa.csv"))
+         "--attacks", "autoattack", "--threat", THREAT, "--params", json.dumps({"autoattack": aa}), "--out-dir",
+         str(d))
+    shutil.copy(d / "autoattack.csv", d / "aa.csv")
+    shutil.copy(d / "autoattack.json", d / "aa.json")
     return d
 
 
 ADAPTIVE = {"w": [0.5, 0.2], "loss": "margin", "steps": 20, "step_rel": 0.1, "restarts": 1, "momentum": 0.0}
 
 
-def _adaptive(d: Path, out: str) -> None:
+def _adaptive(d: Path, out: str, *extra: str) -> None:
     _run("adaptive-eval", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "mixnet.json"),
          "--name", "mixnet", "--autoattack", str(d / "aa.csv"), "--threat", THREAT, "--params",
-         json.dumps(ADAPTIVE), "--batch-size", "25", "--out", str(d / out))
+         json.dumps(ADAPTIVE), "--batch-size", "25", *extra, "--out", str(d / out))
 
 
 def test_fitted_spec_records_the_targeted_fitting_adversary(pipeline):
@@ -372,12 +374,15 @@ def test_adaptive_evaluation_is_at_least_as_strong_as_autoattack(pipeline):
 def test_adaptive_evaluation_resumes_to_the_same_records(pipeline):
     _adaptive(pipeline, "full.csv")
     full = (pipeline / "full.csv").read_text()
-    lines = full.splitlines(keepends=True)
+    _adaptive(pipeline, "resumed.csv", "--stop-after", "31")  # killed inside the second chunk
+    assert not (pipeline / "resumed.csv").exists()
     partial = pipeline / "resumed.csv.partial"
+    lines = partial.read_text().splitlines(keepends=True)
+    assert len(lines) == 32
     partial.write_text("".join(lines[:31]) + lines[31][:7])  # 30 complete rows and a cut one
     _adaptive(pipeline, "resumed.csv")
     assert (pipeline / "resumed.csv").read_text() == full
-    assert not partial.exists()
+    assert not partial.exists() and not (pipeline / "resumed.csv.partial.foreign").exists()
 
 
 def test_autoattack_record_of_another_model_is_refused(pipeline, tmp_path):
@@ -430,18 +435,3 @@ def test_margin_record_and_figures(pipeline):
     assert (d / "margin.png").stat().st_size > 0 and (d / "alpha.pdf").stat().st_size > 0
 
 
-def test_clean_records_read_off_an_attack_equal_a_separate_clean_run(pipeline):
-    # the workflow's evaluate_with_clean rule writes clean.csv from the PGD job: it must be the clean run
-    d, common = pipeline, ["--data", str(pipeline / "data.pt"), "--classifier", str(pipeline / "mixnet.json"),
-                           "--name", "mixnet", "--threat", THREAT]
-    pgd = json.dumps({"steps": 3, "step_rel": 0.5, "restarts": 1, "loss": "ce"})
-    _run("evaluate", *RT, *common, "--attack", "pgd", "--params", pgd, "--out", str(d / "pgd.csv"),
-         "--clean-out", str(d / "clean-from-pgd.csv"))
-    _run("evaluate", *RT, *common, "--attack", "clean", "--out", str(d / "clean.csv"))
-    shared, meta_shared = read_records(d / "clean-from-pgd.csv")
-    alone, meta_alone = read_records(d / "clean.csv")
-    assert shared.equals(alone)
-    assert meta_shared["summary_rows"] == meta_alone["summary_rows"]
-    assert meta_shared["config"] == meta_alone["config"]
-    attacked, _ = read_records(d / "pgd.csv")
-    assert (attacked["correct"] <= shared["correct"]).all()  # an attack never fixes a clean error

@@ -185,7 +185,7 @@ def test_preset_code_paths_on_stand_in_tensors(root, tmp_path, monkeypatch, name
     g, h = models[mix["accurate"]], models[mix["robust"]]
     torch.manual_seed(0)
     mixed = MixedClassifier(g, h, MixingNetwork(g.feature_channels, h.feature_channels, opts), "prob",
-                            mix["temp_g"], mix["temp_h"])
+                            mix["temperatures"]["g"], mix["temperatures"]["h"])
     mixed.train()
     assert torch.isfinite(mixed.forward_all(x).gamma).all()
     mixed.eval()

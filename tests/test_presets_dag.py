@@ -75,9 +75,20 @@ def test_preset_plans_every_stage(root, dry_runs, name):
         <= _paths(plan, "train")
     # every base model (and zoo model) under standard AutoAttack, end to end, at each of its budgets
     zoo = list(cfg["zoo"]["models"] or {})
-    evaluated = _paths(plan, "evaluate")
+    evaluated = _paths(plan, "evaluate") | _paths(plan, "evaluate_merge") | _paths(plan, "evaluate_mixtures")
     assert {f"results/{ds}/{t}/eval/{m}/autoattack.csv" for m in base for t in model_threats[m]} <= evaluated
     assert {f"results/{ds}/{t}/eval/{z}/autoattack.csv" for z in zoo for t in every} <= evaluated
+    # with attacks.shards > 1 every classifier's evaluation at each budget is that many separate jobs
+    n_shards = cfg["attacks"]["shards"]
+    if n_shards > 1:
+        group = "+".join(a for a in cfg["attacks"]["run"] if a != "eps-sweep")
+        shard_jobs = _paths(plan, "evaluate_shard")
+        for m in base:
+            for t in model_threats[m]:
+                mine = {p for p in shard_jobs if p.startswith(f"results/{ds}/{t}/eval/{m}/shards/{group}-")
+                        and p.endswith(".csv")}
+                assert mine == {f"results/{ds}/{t}/eval/{m}/shards/{group}-{k}-of-{n_shards}.csv"
+                                for k in range(n_shards)}, (m, t, sorted(mine))
     # certification: every σ, in more than one resumable shard (ℓ2 certificates: no budget in the path)
     shards = cfg["certify"]["shards"]
     assert shards > 1

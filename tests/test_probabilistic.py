@@ -38,7 +38,7 @@ from tradeoff.certify.prob_records import (
     metrics,
     summary_rows,
 )
-from tradeoff.certify.probabilistic import _NaiveSequentialTest, replay_sequential, run_sequential_many
+from tradeoff.certify.probabilistic import NaiveSequentialTest, replay_sequential, run_sequential_many
 from tradeoff.io import ResumableCSV, read_records, write_records
 from tradeoff.objectives import build_objective
 from tradeoff.objectives.variance import mean_std_loss, vicinity_samples
@@ -195,7 +195,7 @@ def test_configured_tests_control_false_certification_at_the_boundary() -> None:
         fixed = np.mean([certifies[int(v)] for v in k])
         assert seq <= bound and fixed <= bound, (kappa, seq, fixed)
     # the paper's procedure -- an exact test at the full level after every look (here 100 looks) -- does not
-    naive = _NaiveSequentialTest(settings.kappa, settings.alpha, settings.n_max, step=settings.n_max // 100)
+    naive = NaiveSequentialTest(settings.kappa, settings.alpha, settings.n_max, step=settings.n_max // 100)
     rate, _ = _design_rates(naive, 1 - settings.kappa, inputs, seed=7)
     assert rate > bound
 

@@ -537,6 +537,12 @@ def _mixtures(recs: Records, mode: str) -> list[tuple[float, str]]:
                   if (m := re.fullmatch(rf"mix-{mode}-([0-9.eE+-]+)", c)))
 
 
+def _mixtures_at(recs: Records, mode: str, threat: str, evaluations: Sequence[str]) -> list[tuple[float, str]]:
+    """``[(α, mix-<mode>-<α>), ...]`` (sorted by α) of the mixtures with a record of ``evaluations`` at ``threat``."""
+    keys = set(recs.keys())
+    return [(a, c) for a, c in _mixtures(recs, mode) if any((c, e, threat) in keys for e in evaluations)]
+
+
 def _curve_points(recs: Records, opts: ClaimOptions, t: str, names: Sequence[str]
                   ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
     """Per classifier (clean correct, robust correct) on the points all share; missing names; evaluations used."""
@@ -562,10 +568,11 @@ def claim_mixing_above_chord(recs: Records, summary: pd.DataFrame | None, opts: 
     paper_value = "most of the robust model's robustness at a much higher clean accuracy (qualitative)"
     source = "Bai et al. 2023, abstract and Sec. 3"
     rows = []
-    mixes = _mixtures(recs, "prob")
     for t in _threats_for(recs, r"mix-prob-[0-9.eE+-]+", opts.robust_evaluations):
+        mixes = _mixtures_at(recs, "prob", t, opts.robust_evaluations)
         cid = _cid("mixing-above-chord", t)
-        setting = f"digits {t}, {opts.standard} + {opts.robust_base}, {len(mixes)} weights α"
+        setting = (f"digits {t}, {opts.standard} + {opts.robust_base}, {len(mixes)} weights α, mean height over "
+                   "the mixtures above the chord (held at the base models' robust accuracy outside their clean range)")
         if not mixes:
             rows.append(_row(cid, BAI, claim, paper_setting, paper_value, source, setting,
                              reason="no mix-prob-<α> records"))
@@ -586,6 +593,9 @@ def claim_mixing_above_chord(recs: Records, summary: pd.DataFrame | None, opts: 
                 cm, rm = c[idx].mean(axis=1), r[idx].mean(axis=1)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     frac = np.where(cg != ch, (cm - ch) / (cg - ch), 0.5)
+                # beyond a base model's clean accuracy the chord stays at that model's robust accuracy: a
+                # mixture more accurate than g must be at least as robust as g (no extrapolated line)
+                frac = np.clip(frac, 0.0, 1.0)
                 total += rm - (rh + frac * (rg - rh))
             return total / len(mixed)
 
@@ -608,53 +618,79 @@ def _interp_curve(c: np.ndarray, r: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.interp(at, c[order], r[order])
 
 
+def _equal_clean_advantage(pc: np.ndarray, pr: np.ndarray, p_mix: np.ndarray, lc: np.ndarray, lr: np.ndarray,
+                           l_mix: np.ndarray) -> tuple[float, int]:
+    """Mean of (probability − logit) robust accuracy at equal clean accuracy, and the number of comparisons.
+
+    Each curve is (clean, robust) of its points, joined in order of clean accuracy (both include the base
+    models). Each mixture of one mode whose clean accuracy lies within the other curve's clean range is compared
+    with the other curve interpolated there: ``r_p − L(c_p)`` for probability mixtures, ``P(c_l) − r_l`` for
+    logit mixtures. ``p_mix``/``l_mix`` mark the mixtures (the base models are ends, not comparisons).
+    """
+    diffs = []
+    inside_l = p_mix & (pc >= lc.min()) & (pc <= lc.max())
+    diffs.append(pr[inside_l] - _interp_curve(lc, lr, pc[inside_l]))
+    inside_p = l_mix & (lc >= pc.min()) & (lc <= pc.max())
+    diffs.append(_interp_curve(pc, pr, lc[inside_p]) - lr[inside_p])
+    d = np.concatenate(diffs)
+    return (float(d.mean()) if d.size else math.nan), int(d.size)
+
+
 def claim_mixing_prob_vs_logit(recs: Records, summary: pd.DataFrame | None, opts: ClaimOptions) -> list[dict]:
     claim = "Mixing probabilities gives more robust accuracy than mixing logits at equal clean accuracy"
     paper_setting = "CIFAR-10, logits-vs-probabilities ablation"
     paper_value = "probability mixing has the better trade-off (qualitative)"
     source = "Bai et al. 2023, ablation of logit vs probability mixing (unverified against the paper)"
     rows = []
-    prob, logit = _mixtures(recs, "prob"), _mixtures(recs, "logit")
     for t in _threats_for(recs, r"mix-(prob|logit)-[0-9.eE+-]+", opts.robust_evaluations):
+        prob = _mixtures_at(recs, "prob", t, opts.robust_evaluations)
+        logit = _mixtures_at(recs, "logit", t, opts.robust_evaluations)
         cid = _cid("mixing-prob-vs-logit", t)
-        setting = f"digits {t}, {len(prob)} probability and {len(logit)} logit mixtures"
+        setting = (f"digits {t}, {len(prob)} probability and {len(logit)} logit mixtures of {opts.standard} and "
+                   f"{opts.robust_base}, each curve joined through both base models")
         if not prob or not logit:
+            absent = "mix-logit-<α>" if prob else "mix-prob-<α>"
             rows.append(_row(cid, BAI, claim, paper_setting, paper_value, source, setting,
-                             reason="needs both mix-prob-<α> and mix-logit-<α> records"))
+                             reason=f"only one mixing mode was evaluated at {t}: no {absent} record (the "
+                                    "comparison needs both modes, `mixing.modes: [prob, logit]`)"))
             continue
         names = [opts.standard, opts.robust_base, *(c for _, c in prob), *(c for _, c in logit)]
         pts, missing, used = _curve_points(recs, opts, t, names)
         p_names = [c for _, c in prob if c in pts]
-        l_names = [c for _, c in logit if c in pts] + [b for b in (opts.standard, opts.robust_base) if b in pts]
-        if not p_names or len(l_names) < 2:
+        l_names = [c for _, c in logit if c in pts]
+        if opts.standard in missing or opts.robust_base in missing or not p_names or not l_names:
             rows.append(_row(cid, BAI, claim, paper_setting, paper_value, source, setting,
                              reason=f"missing attack records at {t}: {', '.join(missing)}"))
             continue
+        bases = [opts.standard, opts.robust_base]
+        p_all, l_all = [*bases, *p_names], [*bases, *l_names]
+        p_mix = np.array([c not in bases for c in p_all])
+        l_mix = np.array([c not in bases for c in l_all])
 
-        def advantage(idx: np.ndarray, pts=pts, p_names=p_names, l_names=l_names) -> np.ndarray:
-            pc = np.stack([pts[c][0][idx].mean(axis=1) for c in p_names], axis=1)
-            pr = np.stack([pts[c][1][idx].mean(axis=1) for c in p_names], axis=1)
-            lc = np.stack([pts[c][0][idx].mean(axis=1) for c in l_names], axis=1)
-            lr = np.stack([pts[c][1][idx].mean(axis=1) for c in l_names], axis=1)
-            out = np.empty(idx.shape[0])
-            for j in range(idx.shape[0]):
-                inside = (pc[j] >= lc[j].min()) & (pc[j] <= lc[j].max())
-                out[j] = (np.mean(pr[j][inside] - _interp_curve(lc[j], lr[j], pc[j][inside]))
-                          if inside.any() else np.nan)
-            return out
+        def advantage(idx: np.ndarray, pts=pts, p_all=p_all, l_all=l_all, p_mix=p_mix, l_mix=l_mix) -> np.ndarray:
+            pc, pr, lc, lr = (np.stack([pts[c][k][idx].mean(axis=1) for c in group], axis=1)
+                              for group, k in ((p_all, 0), (p_all, 1), (l_all, 0), (l_all, 1)))
+            return np.array([_equal_clean_advantage(pc[j], pr[j], p_mix, lc[j], lr[j], l_mix)[0]
+                             for j in range(idx.shape[0])])
 
         n = len(pts[p_names[0]][0])
-        est = float(advantage(np.arange(n)[None, :])[0])
+        est, compared = _equal_clean_advantage(
+            *(np.array([pts[c][k].mean() for c in p_all]) for k in (0, 1)), p_mix,
+            *(np.array([pts[c][k].mean() for c in l_all]) for k in (0, 1)), l_mix)
         if not np.isfinite(est):
             rows.append(_row(cid, BAI, claim, paper_setting, paper_value, source, setting,
-                             reason="the probability mixtures' clean accuracies lie outside the logit curve's range"))
+                             reason="no mixture's clean accuracy lies within the other mode's curve"))
             continue
         ci = bootstrap_interval(advantage, n, opts.seed, opts.resamples, opts.confidence)
         verdict = decide(est, ci, +1)
+        curve = "; ".join(f"{c.removeprefix('mix-')}: {_pct(pts[c][0].mean())}/{_pct(pts[c][1].mean())}"
+                          for c in [*p_names, *l_names])
         rows.append(_row(cid, BAI, claim, paper_setting, paper_value, source, setting + f", robust = {used}",
                          f"probability minus logit robust accuracy at equal clean accuracy {_pts(est)} (mean over "
-                         f"the probability mixtures, logit curve interpolated)", _pts_interval(ci), verdict,
-                         _significance_reason(verdict) + " (paired bootstrap over the test points)"))
+                         f"{compared} mixtures, each against the other mode's curve interpolated at its clean "
+                         f"accuracy; clean/robust: {curve})", _pts_interval(ci), verdict,
+                         _significance_reason(verdict) + f" (paired bootstrap over the {n} test points)"
+                         + (f"; missing: {', '.join(missing)}" if missing else "")))
     return rows
 
 
@@ -985,7 +1021,7 @@ def _simulated_rate(rule: Any, p: float, runs: int, rng: np.random.Generator, ch
 
 
 def claim_prob_naive_test(recs: Records, summary: pd.DataFrame | None, opts: ClaimOptions) -> list[dict]:
-    from .certify.probabilistic import SequentialTest, _NaiveSequentialTest
+    from .certify.probabilistic import NaiveSequentialTest, SequentialTest
 
     claim = ("The paper's sequential test (an exact test at level α after every sample) certifies falsely far more "
              "often than α; the group-sequential test with α-spending does not")
@@ -997,7 +1033,7 @@ def claim_prob_naive_test(recs: Records, summary: pd.DataFrame | None, opts: Cla
                f"α = {opts.alpha:g}, n_max = {opts.n_max}, naive look every {step} samples")
     try:
         ours = SequentialTest(opts.kappa, opts.alpha, opts.n_max, opts.growth, opts.first_look_share)
-        naive = _NaiveSequentialTest(opts.kappa, opts.alpha, opts.n_max, step=step)
+        naive = NaiveSequentialTest(opts.kappa, opts.alpha, opts.n_max, step=step)
     except ValueError as exc:
         return [_row("prob-naive-test", ZHANG, claim, paper_setting, paper_value, source, setting, reason=str(exc))]
     rng = np.random.default_rng(opts.seed)

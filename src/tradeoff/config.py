@@ -14,14 +14,17 @@ from typing import Any
 
 import yaml
 
+from .errors import TradeoffError
+
 CHECKS: list[Callable[[Mapping[str, Any]], None]] = []
 CHECK_MODULES: list[str] = ["tradeoff.certify.checks", "tradeoff.certify.prob_settings",
                             "tradeoff.zoo_checks"]
 """Modules whose import registers stage checks (imported by :func:`check_config`)."""
 
 
-class ConfigError(ValueError):
-    """The configuration is invalid; the message is one line naming the key."""
+ConfigError = TradeoffError
+"""The configuration is invalid; the message is one line naming the key (the one user-facing error type,
+:class:`tradeoff.errors.TradeoffError`, under the name the config checks raise)."""
 
 
 def register_check(fn: Callable[[Mapping[str, Any]], None]) -> Callable[[Mapping[str, Any]], None]:
@@ -184,6 +187,13 @@ def _stages_refer_to_known_models(config: Mapping[str, Any]) -> None:
         at_threats(f"era.composite.compare.{i}", name, "era.threats")
     if composite["standard"] in (composite["robust"], *composite["compare"]):
         raise ConfigError("config error at era.composite.standard: must differ from every robust branch")
+    robustness = era["robustness"]
+    for i, attack in enumerate(robustness["combine"]):
+        if attack not in config["attacks"]["run"]:
+            raise ConfigError(f"config error at era.robustness.combine.{i}: '{attack}' is not run (attacks.run)")
+    if not robustness["attack_correct"] and not robustness["combine"]:
+        raise ConfigError("config error at era.robustness.attack_correct: false needs the label attacks whose "
+                          "records decide the correctly classified points (era.robustness.combine)")
     for name in ("standard", "trades", "era"):
         if name not in models:
             raise ConfigError(f"config error at models: the gauss3 picture (era.gauss3) needs a model '{name}'")

@@ -4,36 +4,51 @@ Each evaluation returns one record per test point (index into the test split, la
 prediction on the attacked input, correctness, size of the perturbation found). Accuracy under attack is
 the fraction of points whose attacked prediction equals the label; a point misclassified clean counts as
 an error (the attack is not run on it, as in AutoAttack).
+
+The evaluation runs batch by batch: every batch of ``batch_size`` consecutive test points is attacked by
+every evaluation of the job in turn, with randomness seeded from (seed, evaluation, first index of the
+batch) only. A batch's records therefore do not depend on which other batches share the job, so shards made
+of whole batches merge into exactly the records of one unsharded job, and a killed job resumes after its
+last finished batch (:func:`evaluate_batches`). AutoAttack runs on the points PGD and the margin attack left
+standing (when they run before it): its cost falls on the surviving points, as its own attacks do on each
+other (Croce & Hein 2020, Sec. 5).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from .attacks.autoattack import run_autoattack
 from .attacks.pgd import Threat, attack_model
-from .attacks.suite import MarginSuite, eps_sweep, margin_attack
+from .attacks.suite import MarginSuite, margin_attack
+from .io import ResumableCSV
 from .progress import Progress
 from .records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
     ATTACKS,
+    LABEL_ATTACKS,
+    PROGRESS_COLUMNS,
     RECORD_COLUMNS,
     SWEEP_COLUMNS,
     accuracy_rows,
     clean_records,
     evaluation_rows,
+    suite_results,
     summary_row,
 )
+from .seeding import derive_seed
 
 log = logging.getLogger("tradeoff")
 DEFAULT_EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+Model = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def predict(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 500,
+def predict(model: Model, x: torch.Tensor, batch_size: int = 500,
             device: torch.device | str = "cpu") -> torch.Tensor:
     """argmax predictions of ``model`` on ``x`` in batches (CPU tensor of class indices)."""
     out = [model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, x.shape[0], batch_size)]
@@ -45,11 +60,12 @@ def perturbation_size(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> torch.
     return d.abs().max(1).values if norm == "Linf" else d.norm(dim=1)
 
 
-def _records(y: torch.Tensor, clean: torch.Tensor, adv: torch.Tensor, size: torch.Tensor) -> list[dict[str, Any]]:
+def _records(start: int, y: torch.Tensor, clean: torch.Tensor, adv: torch.Tensor,
+             size: torch.Tensor) -> list[dict[str, Any]]:
     # Tensors become Python lists once: indexing a tensor element by element costs microseconds per call.
     ys, cs, ads, sizes = y.tolist(), clean.tolist(), adv.tolist(), size.tolist()
     return [
-        {"index": i, "label": int(ys[i]), "clean_prediction": int(cs[i]), "prediction": int(ads[i]),
+        {"index": start + i, "label": int(ys[i]), "clean_prediction": int(cs[i]), "prediction": int(ads[i]),
          "correct": int(ads[i] == ys[i]), "perturbation": float(sizes[i])}
         for i in range(len(ys))
     ]
@@ -60,8 +76,148 @@ def attack_meta(attack: str, threat: Threat, params: Mapping[str, Any]) -> dict[
     return {"attack": attack, "norm": threat.norm, "eps": threat.eps, "params": dict(params)}
 
 
+def sweep_factors(threat: Threat, params: Mapping[str, Any]) -> list[float]:
+    """The ε-sweep's budgets in units of ε: ``eps_factors`` and, for ℓ∞ on a bounded input box, the box's
+    width, where every image is one perturbation away and only masked gradients can keep the accuracy above
+    0 (Carlini et al. 2019, Sec. 5.2)."""
+    factors = [float(f) for f in params.get("eps_factors", DEFAULT_EPS_FACTORS)]
+    if any(f < 0 for f in factors):
+        raise ValueError(f"eps factors must be non-negative, got {factors}")
+    if threat.norm == "Linf" and threat.bounds is not None and threat.eps > 0:
+        box = (threat.bounds[1] - threat.bounds[0]) / threat.eps
+        if max(factors, default=0.0) < box:
+            factors.append(box)
+    return factors
+
+
+def _generator(device: torch.device, seed: int, *keys: int | str) -> torch.Generator | None:
+    # CPU generators only: a CUDA run draws from the global stream (torch has no portable device generator)
+    return torch.Generator(device="cpu").manual_seed(derive_seed(seed, *keys)) if device.type == "cpu" else None
+
+
+def evaluate_batch(model: Model, x: torch.Tensor, y: torch.Tensor, start: int, attacks: Sequence[str],
+                   threat: Threat, params: Mapping[str, Mapping[str, Any]], seed: int,
+                   device: torch.device) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """Every evaluation of ``attacks`` on one batch (test indices ``start``, ``start + 1``, …).
+
+    Returns per evaluation its records and the batch's metadata. Guarantees: randomness comes from
+    (``seed``, evaluation, ``start``) only; ``pgd`` and ``margin`` attack every point classified correctly;
+    ``autoattack`` attacks only the points every earlier evaluation of ``LABEL_ATTACKS`` in ``attacks`` left
+    standing, and its records give the worst case so far for the others (so its accuracy is never above
+    theirs); ``eps-sweep`` records carry an ``eps`` column, one block of points per budget.
+    """
+    xd, yd = x.to(device), y.to(device)
+    clean = predict(model, xd, x.shape[0], device)
+    records: dict[str, list[dict[str, Any]]] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    zero = torch.zeros(y.shape[0])
+    worst_pred, worst_size = clean.clone(), zero.clone()  # worst case so far over the label attacks
+    for attack in attacks:
+        p = params.get(attack, {})
+        meta: dict[str, Any] = {}
+        if attack == "clean" or (threat.eps == 0 and attack != "eps-sweep"):
+            pred, size = clean, zero
+        elif attack == "pgd":
+            steps = int(p.get("steps", 20))
+            adv = attack_model(model, xd, yd, threat, steps=steps,
+                               step_size=float(p.get("step_rel", 2.5 / steps)) * threat.eps,
+                               restarts=int(p.get("restarts", 1)), loss=str(p.get("loss", "ce")),
+                               generator=_generator(device, seed, attack, start))
+            pred = predict(model, adv, x.shape[0], device)
+            pred = torch.where(clean == y, pred, clean)  # clean errors stay errors, as in AutoAttack
+            size = perturbation_size(x, adv.cpu(), threat.norm)
+        elif attack == "margin":
+            res = margin_attack(model, xd, yd, threat, MarginSuite.from_mapping(p),
+                                generator=_generator(device, seed, attack, start), batch_size=x.shape[0])
+            pred, size = res.prediction, perturbation_size(x, res.x_adv, threat.norm)
+            meta["broken_by"] = res.counts()
+        elif attack == "autoattack":
+            alive = torch.nonzero(worst_pred == y).flatten()
+            pred, size = worst_pred.clone(), worst_size.clone()
+            meta = {"attacked": len(alive), "robust_after": {}, "flags": {}, "warnings": []}
+            if len(alive):
+                res = _autoattack(model, x[alive], y[alive], threat, p, derive_seed(seed, attack, start), device)
+                pred[alive] = predict(model, res.x_adv, x.shape[0], device)
+                size[alive] = perturbation_size(x[alive], res.x_adv, threat.norm)
+                # pyautoattack logs percentages of the points it was given: back to counts of points
+                meta.update(robust_after={k: round(v * len(alive)) for k, v in res.accuracy_by_attack.items()},
+                            flags=res.flags, warnings=res.messages)
+        elif attack == "eps-sweep":
+            suite = MarginSuite.from_mapping(p)
+            rows: list[dict[str, Any]] = []
+            for k, f in enumerate(sweep_factors(threat, p)):
+                res = margin_attack(model, xd, yd, threat.scaled(f), suite, generator=_generator(
+                    device, seed, attack, k, start), batch_size=x.shape[0])
+                rows += [{"eps": f * threat.eps, **r} for r in _records(
+                    start, y, clean, res.prediction, perturbation_size(x, res.x_adv, threat.norm))]
+            records[attack], metas[attack] = rows, {"eps_grid": sorted({r["eps"] for r in rows})}
+            continue
+        else:
+            raise ValueError(f"unknown evaluation '{attack}' ({', '.join(ATTACKS)})")
+        records[attack], metas[attack] = _records(start, y, clean, pred, size), meta
+        if attack in LABEL_ATTACKS:
+            hit = (pred != y) & (worst_pred == y)
+            worst_pred[hit], worst_size[hit] = pred[hit], size[hit]
+    return records, metas
+
+
+def _autoattack(model: Model, x: torch.Tensor, y: torch.Tensor, threat: Threat, p: Mapping[str, Any],
+                seed: int, device: torch.device) -> Any:
+    return run_autoattack(
+        model, x, y, norm=threat.norm, eps=threat.eps, version=str(p.get("version", "custom")),
+        attacks=tuple(p.get("attacks", ("apgd-ce", "apgd-t"))), n_iter=int(p.get("n_iter", 100)),
+        apgd_restarts=int(p.get("apgd_restarts", 1)), n_target_classes=int(p.get("n_target_classes", 9)),
+        square_queries=int(p.get("square_queries", 5000)), fab_iter=int(p.get("fab_iter", 100)),
+        fab_target_classes=None if p.get("fab_target_classes") is None else int(p["fab_target_classes"]),
+        batch_size=x.shape[0], seed=seed, device=device,
+    )
+
+
+def batch_starts(n: int, batch_size: int, shard: int = 0, shards: int = 1) -> list[int]:
+    """First indices of the batches of shard ``shard`` of ``shards``: batch b (points b·batch_size, …) goes
+    to shard b mod shards. Guarantee: the shards partition the batches of ``range(n)``."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    return [s for b, s in enumerate(range(0, n, batch_size)) if b % shards == shard]
+
+
+def evaluate_batches(model: Model, x: torch.Tensor, y: torch.Tensor, attacks: Sequence[str], threat: Threat,
+                     params: Mapping[str, Mapping[str, Any]], seed: int, device: torch.device,
+                     batch_size: int, starts: Iterable[int], progress: ResumableCSV,
+                     stop_after: int | None = None, label: str = "") -> int:
+    """Run :func:`evaluate_batch` on each batch of ``starts`` not yet in ``progress`` and append its rows
+    (:data:`PROGRESS_COLUMNS`) and one closing row carrying the batch's metadata, with one flush per batch.
+
+    Guarantee: a batch counts as done only once its closing row is on disk; rows of a batch cut off by a
+    kill are dropped on the next start, so every finished batch is kept and no batch is recorded twice.
+    Stops after ``stop_after`` new batches (a deterministic interruption for tests). Returns the number of
+    batches still to do.
+    """
+    closed = {int(r["index"]) for r in progress.rows if r["attack"] == ""}
+    progress.retain(lambda r: int(r["batch"]) in closed)
+    todo = [s for s in starts if s not in closed]
+    if closed:
+        log.info("%sresuming after %d finished batches, %d to do", label, len(closed), len(todo))
+    bar = Progress(len(todo), f"{label}{'+'.join(attacks)}", unit="batches")
+    for k, start in enumerate(todo):
+        if stop_after is not None and k >= stop_after:
+            bar.close()
+            return len(todo) - k
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        records, metas = evaluate_batch(model, xb, yb, start, attacks, threat, params, seed, device)
+        rows = [{"batch": start, "attack": a, "eps": r.get("eps", threat.eps), **r, "meta": ""}
+                for a in attacks for r in records[a]]
+        rows.append({"batch": start, "attack": "", "eps": threat.eps, "index": start, "label": -1,
+                     "clean_prediction": -1, "prediction": -1, "correct": 0, "perturbation": 0.0,
+                     "meta": json.dumps(metas, sort_keys=True)})
+        progress.append_many(rows)
+        bar.update(1)
+    bar.close()
+    return 0
+
+
 def run_attack(
-    model: torch.nn.Module,
+    model: Model,
     x: torch.Tensor,
     y: torch.Tensor,
     attack: str,
@@ -71,74 +227,21 @@ def run_attack(
     device: torch.device,
     batch_size: int = 500,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Evaluate ``model`` on ``(x, y)`` under ``attack`` ∈ :data:`ATTACKS`.
+    """Evaluate ``model`` on ``(x, y)`` under one ``attack`` ∈ :data:`ATTACKS`, in memory.
 
-    Returns the per-sample records and metadata (attack parameters, AutoAttack's flags and per-attack
-    accuracies, points broken per run). The attacked model is the full ``model`` (for composites: end to
+    Returns the per-sample records and metadata exactly as an ``evaluate`` job running only ``attack``
+    writes them (same per-batch seeds). The attacked model is the full ``model`` (for composites: end to
     end). ``margin``: :func:`~tradeoff.attacks.suite.margin_attack` (params steps, step_rel, restarts, loss,
-    targets, target_restarts). ``eps-sweep``: the same attack at each budget ``eps_factors``·ε and, for ℓ∞ on
-    a bounded input box, at the box's width (the whole box); its records carry an ``eps`` column
-    (:data:`SWEEP_COLUMNS`), one block of points per budget.
+    targets, target_restarts). ``eps-sweep``: the margin attack at each budget of :func:`sweep_factors`.
     """
-    clean = predict(model, x, batch_size, device)
-    meta = attack_meta(attack, threat, params)
-    if attack == "clean" or threat.eps == 0:
-        return _records(y, clean, clean, torch.zeros(y.shape[0])), meta
-    if attack == "pgd":
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        steps = int(params.get("steps", 20))
-        step = float(params.get("step_rel", 2.5 / steps)) * threat.eps
-        advs = []
-        logged = Progress(x.shape[0], f"PGD-{steps}", unit="points")
-        for i in range(0, x.shape[0], batch_size):
-            xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-            advs.append(attack_model(model, xb, yb, threat, steps=steps, step_size=step,
-                                     restarts=int(params.get("restarts", 1)), loss=str(params.get("loss", "ce")),
-                                     generator=gen if device.type == "cpu" else None).cpu())
-            logged.update(xb.shape[0])
-        logged.close()
-        x_adv = torch.cat(advs)
-        adv_pred = predict(model, x_adv, batch_size, device)
-        adv_pred = torch.where(clean == y, adv_pred, clean)  # clean errors stay errors, as in AutoAttack
-        return _records(y, clean, adv_pred, perturbation_size(x, x_adv, threat.norm)), meta
-    if attack in ("margin", "eps-sweep"):
-        suite = MarginSuite.from_mapping(params)
-        xd, yd = x.to(device), y.to(device)
-        if attack == "margin":
-            gen = torch.Generator(device="cpu").manual_seed(seed) if device.type == "cpu" else None
-            res = margin_attack(model, xd, yd, threat, suite, generator=gen, batch_size=batch_size)
-            meta["broken_by"] = res.counts()
-            return _records(y, clean, res.prediction, perturbation_size(x, res.x_adv, threat.norm)), meta
-        factors = [float(f) for f in params.get("eps_factors", DEFAULT_EPS_FACTORS)]
-        if threat.norm == "Linf" and threat.bounds is not None and threat.eps > 0:
-            # the sweep always reaches a budget that covers the whole input box, where every image is one
-            # perturbation away and only masked gradients can keep the accuracy above 0 (Carlini et al. 2019)
-            box = (threat.bounds[1] - threat.bounds[0]) / threat.eps
-            if max(factors, default=0.0) < box:
-                factors.append(box)
-        records: list[dict[str, Any]] = []
-        meta["eps_grid"] = []
-        for eps, res in eps_sweep(model, xd, yd, threat, factors, suite, seed=seed, batch_size=batch_size):
-            records += [{"eps": eps, **r} for r in _records(y, clean, res.prediction,
-                                                              perturbation_size(x, res.x_adv, threat.norm))]
-            meta["eps_grid"].append(eps)
-        return records, meta
-    if attack == "autoattack":
-        result = run_autoattack(
-            model, x, y, norm=threat.norm, eps=threat.eps, version=str(params.get("version", "custom")),
-            attacks=tuple(params.get("attacks", ("apgd-ce", "apgd-t"))), n_iter=int(params.get("n_iter", 100)),
-            apgd_restarts=int(params.get("apgd_restarts", 1)), n_target_classes=int(params.get("n_target_classes", 9)),
-            square_queries=int(params.get("square_queries", 5000)), fab_iter=int(params.get("fab_iter", 100)),
-            fab_target_classes=None if params.get("fab_target_classes") is None
-            else int(params["fab_target_classes"]),
-            batch_size=batch_size, seed=seed, device=device,
-        )
-        meta["flags"] = result.flags
-        meta["warnings"] = result.messages
-        meta["accuracy_by_attack"] = result.accuracy_by_attack
-        for name, on in result.flags.items():
-            if on:
-                log.warning("AutoAttack flag raised: %s", name)
-        adv_pred = predict(model, result.x_adv, batch_size, device)
-        return _records(y, clean, adv_pred, perturbation_size(x, result.x_adv, threat.norm)), meta
-    raise ValueError(f"unknown attack '{attack}' ({', '.join(ATTACKS)})")
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack '{attack}' ({', '.join(ATTACKS)})")
+    rows: list[dict[str, Any]] = []
+    metas: list[dict[str, Any]] = []
+    for start in range(0, x.shape[0], batch_size):
+        records, batch_meta = evaluate_batch(model, x[start:start + batch_size], y[start:start + batch_size],
+                                             start, [attack], threat, {attack: params}, seed, device)
+        rows += [{"attack": attack, "eps": r.get("eps", threat.eps), **r} for r in records[attack]]
+        metas.append(batch_meta)
+    results = suite_results(rows, metas, [attack], threat, {attack: params})
+    return results[attack]

@@ -17,20 +17,26 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .errors import TradeoffError
+
+_log = logging.getLogger("tradeoff")
 
 # torch is imported only where a checkpoint is read or written: jobs that only read records start without it
 
 
-class ArtifactError(RuntimeError):
-    """An input artifact is missing, truncated or inconsistent with its metadata."""
+ArtifactError = TradeoffError
+"""An input artifact is missing, truncated or inconsistent with its metadata: the one user-facing error type
+(:class:`tradeoff.errors.TradeoffError`), under the name the readers of artifacts have always raised."""
 
 
 @contextlib.contextmanager
@@ -202,15 +208,29 @@ class ResumableCSV:
     every complete row and drops a trailing line cut off mid-write (a row is complete when it ends with a
     newline and has the header's number of fields). :meth:`finalize` atomically renames the progress
     file to ``path``.
+
+    ``key`` is a fingerprint of everything the rows depend on (the job's inputs and parameters, not its
+    batch size or device). A progress file is resumed only under the same key: one made under another key
+    (or with none recorded) is set aside as ``<path>.partial.foreign`` with a log line and never merged, so a
+    job killed and rerun after a config change starts afresh.
     """
 
-    def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | None = None):
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
+        self.key_path = self.path.with_name(self.path.name + ".partial.key")
         self.columns = list(columns)
         self.rows: list[dict[str, str]] = []
         self.dropped_partial_line = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if key is not None:
+            recorded = self.key_path.read_text().strip() if self.key_path.exists() else None
+            if self.partial.exists() and recorded != key:
+                foreign = self.partial.with_name(self.partial.name + ".foreign")
+                os.replace(self.partial, foreign)
+                _log.warning("%s: progress made with other inputs or parameters (key %s, this run %s); set "
+                             "aside as %s, starting afresh", self.partial, recorded, key, foreign.name)
+            write_text(self.key_path, key + "\n")
         if self.partial.exists():
             self._recover()
         else:
@@ -250,11 +270,27 @@ class ResumableCSV:
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Append one row and force it to disk."""
-        clean = {k: _csv_value(row[k]) for k in self.columns}
-        self._writer.writerow(clean)
+        self.append_many([row])
+
+    def append_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append ``rows`` in order and force them to disk once (a batch's rows, then its closing row)."""
+        cleaned = [{k: _csv_value(row[k]) for k in self.columns} for row in rows]
+        self._writer.writerows(cleaned)
         self._fh.flush()
         os.fsync(self._fh.fileno())
-        self.rows.append({k: str(v) for k, v in clean.items()})
+        self.rows.extend({k: str(v) for k, v in c.items()} for c in cleaned)
+
+    def retain(self, keep: Callable[[Mapping[str, str]], bool]) -> None:
+        """Drop the recorded rows for which ``keep`` is false (e.g. a batch cut off before its closing row),
+        on disk too."""
+        kept = [r for r in self.rows if keep(r)]
+        if len(kept) == len(self.rows):
+            return
+        self._fh.close()
+        self.rows = kept
+        self._rewrite()
+        self._fh = open(self.partial, "a", encoding="utf-8", newline="")
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
 
     def finalize(self, meta: Mapping[str, Any], sort_key: str | None = None) -> None:
         """Write the complete CSV (sorted by ``sort_key``) and its sidecar, then drop the progress file."""
@@ -264,10 +300,17 @@ class ResumableCSV:
             rows = sorted(rows, key=lambda r: float(r[sort_key]))
         write_records(self.path, rows, meta, columns=self.columns)
         self.partial.unlink(missing_ok=True)
+        self.key_path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+    def discard(self) -> None:
+        """Close and delete the progress file and its key (once its rows have been written elsewhere)."""
+        self.close()
+        self.partial.unlink(missing_ok=True)
+        self.key_path.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------------------

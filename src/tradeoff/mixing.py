@@ -9,28 +9,44 @@
 intermediate features of both frozen base models (§2.1). The mixed model is a plain differentiable module:
 AutoAttack and the PGD core attack it end to end, through the mixing network.
 
+The inverse temperatures ``T_g`` and ``T_h`` can be chosen on the calibration split by temperature scaling
+(Guo et al. 2017): :func:`calibrate_temperatures`.
+
 The mixing network, its fitting objective (composite loss of §2.3 on clean and randomized adaptive
 adversarial inputs, §2.2) and the adaptive evaluation attack (§2.4) are written here because no library
 implements them; attacks use the one PGD loop of :mod:`tradeoff.attacks.pgd`.
+
+The mixing stage's jobs are functions here too: :func:`fit_mixing_network`, :func:`adaptive_evaluation`
+(a resumable per-point job, :mod:`tradeoff.resume`) and :func:`margin_records`; each declares the record
+columns and summary rows it makes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks.pgd import LOSSES, Threat, dlr_targeted_loss, pgd
+from .attacks.adaptive import CompositeSuite, mixnet_evaluation_attack
+from .attacks.pgd import LOSSES, Threat, attack_model, dlr_targeted_loss, pgd
 from .classifiers import load_classifier, register_kind
-from .io import ArtifactError, load_torch
+from .data import Splits
+from .evaluate import perturbation_size
+from .io import ArtifactError, load_torch, provenance, read_records
 from .models import _WideBlock
+from .records import summary_row
+from .resume import PointJob, StageOutput, chunk_generator
+from .train import TrainConfig, fingerprint, train
 
 MODES = ("prob", "logit")
 
@@ -211,6 +227,71 @@ class MixedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_all(x).out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Temperatures on the calibration split (temperature scaling, Guo et al. 2017)
+# ----------------------------------------------------------------------------------------------------------
+
+TEMP_BOUNDS = (1e-2, 1e2)
+"""Search interval of the inverse temperature ``T`` (the factor on the logits)."""
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """The inverse temperature ``T`` of one model and the calibration NLL of ``σ(z)`` and of ``σ(T·z)``."""
+
+    temp: float
+    nll_before: float
+    nll_after: float
+    n: int
+
+
+def calibration_nll(logits: torch.Tensor, labels: torch.Tensor, temp: float = 1.0) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``σ(temp·logits)`` (computed in float64)."""
+    z = logits.detach().to(torch.float64)
+    return float(F.cross_entropy(temp * z, labels.to(z.device).long()))
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor,
+                    bounds: tuple[float, float] = TEMP_BOUNDS) -> TemperatureFit:
+    """Temperature scaling (Guo et al. 2017, Sec. 4.2): the ``T`` minimizing the NLL of ``σ(T·logits)``.
+
+    Guo et al. divide the logits by a temperature; the mixture multiplies them by ``T`` (Bai et al. 2024's
+    ``T_g``, ``T_h``), so the returned ``T`` is their ``1/T``. The NLL is convex in ``T`` (a log-sum-exp of
+    linear functions minus a linear one), so a bounded 1-D search over ``log T`` (scipy's bounded Brent
+    method) finds its minimum within ``bounds``. Guarantees: ``bounds[0] ≤ temp ≤ bounds[1]`` and
+    ``nll_after ≤ nll_before`` (the NLL at ``T = 1``; ``T = 1`` is returned if the search does not beat it).
+    """
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = bounds
+    if not 0 < lo <= 1.0 <= hi:
+        raise ValueError(f"temperature bounds must satisfy 0 < lo ≤ 1 ≤ hi, got {bounds}")
+    if logits.ndim != 2 or logits.shape[0] != labels.shape[0] or logits.shape[0] == 0:
+        raise ValueError("fit_temperature needs logits [n, classes] and n labels, n > 0")
+    z = logits.detach().to(torch.float64).cpu()
+    y = labels.detach().long().cpu()
+    before = calibration_nll(z, y, 1.0)
+    res = minimize_scalar(lambda s: calibration_nll(z, y, math.exp(s)), bounds=(math.log(lo), math.log(hi)),
+                          method="bounded", options={"xatol": 1e-6})
+    temp, after = float(math.exp(res.x)), float(res.fun)
+    if not after <= before:
+        temp, after = 1.0, before
+    return TemperatureFit(temp, before, after, int(y.shape[0]))
+
+
+@torch.no_grad()
+def model_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """``model``'s logits on ``x`` in batches, on the CPU."""
+    return torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, x.shape[0], batch_size)])
+
+
+def calibrate_temperatures(g: nn.Module, h: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500,
+                           device: torch.device | str = "cpu") -> dict[str, TemperatureFit]:
+    """``{"g": fit, "h": fit}``: each base model's temperature fitted on ``(x, y)`` (the calibration split)."""
+    return {name: fit_temperature(model_logits(m, x, batch_size, device), y) for name, m in (("g", g), ("h", h))}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -422,3 +503,198 @@ def _load_mixnet(spec: Mapping[str, Any], spec_path: Path, device: torch.device)
 
 def network_options_dict(options: NetworkOptions) -> dict[str, Any]:
     return asdict(options)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fitting the mixing network on the calibration split (§2.2–2.3)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def fit_mixing_network(g: nn.Module, h: nn.Module, splits: Splits, threat: Threat, *, fit: Mapping[str, Any],
+                       network: Mapping[str, Any], temp_g: float, temp_h: float, name: str,
+                       threat_spec: Mapping[str, Any], bases: Mapping[str, str], checkpoint: str | Path, seed: int,
+                       device: torch.device, progress: bool = True
+                       ) -> tuple[MixingNetwork, list[dict[str, float]], dict[str, Any]]:
+    """Fit a :class:`MixingNetwork` (options ``network``) over the frozen ``g`` and ``h`` on the calibration
+    split with :func:`fit_objective` (``fit``: the training loop's keys plus ``loss`` for
+    :class:`CompositeLoss` and ``attack`` for :class:`FitAttack`).
+
+    Returns (the network on the CPU, the per-epoch history with calibration accuracy and mean α, the run's
+    config). The network is initialised from ``seed``; training resumes from ``checkpoint`` only if it was
+    made by the same run config (``bases``: the base models' checksums; the data's checksum is added).
+    """
+    fit = dict(fit)
+    loss = CompositeLoss(**fit.pop("loss", {}))
+    attack = FitAttack(**fit.pop("attack", {}))
+    cfg = TrainConfig.from_mapping({"optimizer": "adamw", **fit, "seed": seed})
+    options = NetworkOptions.from_mapping(network)
+    torch.manual_seed(seed)
+    net = MixingNetwork(g.feature_channels, h.feature_channels, options)
+    model = MixedClassifier(g, h, net, "prob", temp_g, temp_h).to(device)
+    run_config = {
+        "name": name, "network": network_options_dict(options), "fit": vars(cfg), "loss": vars(loss),
+        "attack": vars(attack), "threat": dict(threat_spec), "temp_g": temp_g, "temp_h": temp_h,
+        "accurate_sha256": bases["accurate_sha256"], "robust_sha256": bases["robust_sha256"],
+        "data_sha256": splits.meta["sha256"],
+    }
+    x_cal, y_cal = splits.x("calib"), splits.y("calib")
+
+    @torch.no_grad()
+    def monitor(m: nn.Module) -> dict[str, float]:
+        res = m.forward_all(x_cal.to(device))
+        return {"calib_acc": float((res.out.argmax(1).cpu() == y_cal).float().mean()),
+                "calib_alpha": float(res.alpha.mean())}
+
+    logging.getLogger("tradeoff").info("fitting the mixing network (%d parameters) on %d calibration points",
+                                       sum(p.numel() for p in net.parameters()), x_cal.shape[0])
+    history = train(model, fit_objective(threat, attack, loss), x_cal, y_cal, cfg, checkpoint,
+                    fingerprint(run_config), device, evaluate=monitor, progress=progress)
+    return net.cpu(), history, run_config
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation records of the mixing stage: the adaptive evaluation (§2.4) and the robust model's margins
+# ----------------------------------------------------------------------------------------------------------
+
+ADAPTIVE_COLUMNS = ["index", "label", "clean_prediction", "autoattack_prediction", "adaptive_prediction",
+                    "prediction", "correct", "correct_autoattack", "correct_adaptive", "perturbation",
+                    "alpha_clean", "alpha_adaptive", "gamma_clean", "gamma_adaptive", "adaptive_w",
+                    "adaptive_by", "standing_before_transfer"]
+"""Columns of :func:`adaptive_evaluation`."""
+ADAPTIVE_METRICS = (("accuracy", "correct"), ("accuracy_autoattack", "correct_autoattack"),
+                    ("accuracy_adaptive_only", "correct_adaptive"), ("mean_alpha_clean", "alpha_clean"),
+                    ("mean_alpha_attacked", "alpha_adaptive"), ("accuracy_before_transfer", "standing_before_transfer"))
+"""Summary rows (evaluation ``adaptive``) of :func:`adaptive_evaluation`: (metric, mean of this column)."""
+MARGIN_COLUMNS = ["index", "label", "clean_prediction", "clean_margin", "clean_correct", "adv_prediction",
+                  "adv_margin", "adv_correct", "perturbation"]
+"""Columns of :func:`margin_records`."""
+
+
+def _counts(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v:
+            out[str(v)] = out.get(str(v), 0) + 1
+    return out
+
+
+def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits: Splits, threat: Threat, *,
+                        name: str, autoattack: str, params: Mapping[str, Any], suite: Mapping[str, Any],
+                        threat_spec: Mapping[str, Any], out: str | Path, seed: int, batch_size: int,
+                        device: torch.device, stop_after: int | None = None) -> StageOutput:
+    """The mixing network's adaptive evaluation, written to ``out`` as a resumable job: per test point the
+    worst case of its AutoAttack record (``autoattack``, of the same classifier) and
+    :func:`~tradeoff.attacks.adaptive.mixnet_evaluation_attack` (the CE + w·BCE attack over ``params["w"]``
+    and the composite suite of ``suite``), with α(x) and γ(x) on the clean and the attacked input.
+
+    Guarantees: ``correct = correct_autoattack · correct_adaptive`` (a clean error stays an error); the chunk
+    starting at ``s`` draws from ``chunk_generator(seed, s, bits=32)`` on the CPU, so the records do not
+    depend on where a previous run was killed. Raises :class:`~tradeoff.io.ArtifactError` if the
+    AutoAttack record belongs to another classifier or split.
+    """
+    aa, aa_meta = read_records(autoattack)
+    if aa_meta.get("classifier_sha256") != spec["sha256"]:
+        raise ArtifactError(f"{autoattack}: made for another version of the classifier {name}")
+    x, y = splits.x("test"), splits.y("test")
+    if len(aa) != y.shape[0] or not np.array_equal(aa["label"].to_numpy(), y.numpy()):
+        raise ArtifactError(f"{autoattack}: its points are not this test split")
+    aa_pred = torch.tensor(aa["prediction"].to_numpy())
+    aa_size = torch.tensor(aa["perturbation"].to_numpy(), dtype=torch.float32)
+    composite_suite = CompositeSuite.from_mapping(suite)
+    ws = params["w"] if isinstance(params["w"], list) else [params["w"]]
+    run = {"evaluation": "adaptive", "classifier_sha256": spec["sha256"], "data_sha256": splits.meta.get("sha256"),
+           "autoattack_sha256": aa_meta.get("sha256"), "threat": [threat.norm, threat.eps, threat.bounds],
+           "params": dict(params), "suite": dict(suite), "seed": seed, "batch_size": batch_size}
+    job = PointJob(out, ADAPTIVE_COLUMNS, run, int(y.shape[0]), batch_size, stop_after)
+    for chunk in job.chunks():
+        idx = chunk.tolist()
+        gen = chunk_generator(seed, idx[0], bits=32) if device.type == "cpu" else None
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        with torch.no_grad():
+            clean = model.forward_all(xb)
+        alive = (clean.out.argmax(1) == yb) & torch.tensor([bool(aa_pred[i] == y[i]) for i in idx], device=yb.device)
+        res = mixnet_evaluation_attack(model, xb, yb, threat, params, composite_suite, alive, generator=gen)
+        with torch.no_grad():
+            adv = model.forward_all(res.x_adv)
+        clean_pred, adv_pred = clean.out.argmax(1).cpu(), adv.out.argmax(1).cpu()
+        adv_pred = torch.where(clean_pred == yb.cpu(), adv_pred, clean_pred)  # clean errors stay errors
+        size = perturbation_size(xb, res.x_adv, threat.norm).cpu()
+        for j, i in enumerate(idx):
+            ok_aa, ok_ad = int(aa_pred[i] == y[i]), int(adv_pred[j] == y[i])
+            worst = aa_pred[i] if not ok_aa else adv_pred[j]
+            k = int(res.broken_by[j])
+            job.add({
+                "index": i, "label": int(y[i]), "clean_prediction": int(clean_pred[j]),
+                "autoattack_prediction": int(aa_pred[i]), "adaptive_prediction": int(adv_pred[j]),
+                "prediction": int(worst), "correct": ok_aa * ok_ad, "correct_autoattack": ok_aa,
+                "correct_adaptive": ok_ad, "perturbation": float(aa_size[i] if not ok_aa else size[j]),
+                "alpha_clean": float(clean.alpha[j]), "alpha_adaptive": float(adv.alpha[j]),
+                "gamma_clean": float(clean.gamma[j]), "gamma_adaptive": float(adv.gamma[j]),
+                "adaptive_w": float(ws[k]) if k >= 0 and clean_pred[j] == y[i] else "",
+                "adaptive_by": res.path[j] if clean_pred[j] == y[i] and ok_ad == 0 else "",
+                "standing_before_transfer": int(res.standing_before_transfer[j]),
+            })
+    if not job.complete:
+        return StageOutput(job, [], {})
+    rows = job.rows
+    n = len(rows)
+    summary = [summary_row(splits.name, name, "adaptive", threat, metric, sum(float(r[col]) for r in rows) / n, n)
+               for metric, col in ADAPTIVE_METRICS]
+    meta = {
+        "attack": "adaptive", "norm": threat.norm, "eps": threat.eps, "params": dict(params),
+        "dataset": splits.name, "classifier": name, "classifier_sha256": spec["sha256"],
+        "alpha_range": [spec["network"]["alpha_min"], spec["network"]["alpha_max"]],
+        "autoattack_record": str(autoattack), "autoattack_flags": aa_meta.get("flags", {}),
+        "autoattack_warnings": aa_meta.get("warnings", []),
+        "autoattack_accuracy_by_attack": aa_meta.get("accuracy_by_attack", {}),
+        "adaptive_beats_autoattack": int(sum(int(r["correct_autoattack"]) - int(r["correct"]) for r in rows)),
+        "suite": dict(suite), "adaptive_by": _counts(r["adaptive_by"] for r in rows),
+        "summary_rows": summary,
+        **provenance({"attack": "adaptive", "threat": dict(threat_spec), "params": dict(params)}, seed),
+    }
+    return StageOutput(job, summary, meta)
+
+
+def margin_records(model: nn.Module, splits: Splits, threat: Threat, params: Mapping[str, Any], temp: float, *,
+                   name: str, classifier_sha256: str | None, threat_spec: Mapping[str, Any], seed: int,
+                   batch_size: int, device: torch.device) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(records with :data:`MARGIN_COLUMNS`, metadata with the summary rows) of ``model``'s probability margin
+    (:func:`probability_margin` at inverse temperature ``temp``) on the clean test points and on PGD points
+    (``params``: steps, step_rel, restarts, loss) of the clean-correct ones; clean errors are not attacked.
+    One generator seeded by ``seed`` runs through the batches in order."""
+    x, y = splits.x("test"), splits.y("test")
+    steps = int(params.get("steps", 20))
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, y.shape[0], batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        with torch.no_grad():
+            c_pred, c_margin = probability_margin(model(xb), temp)
+        step = float(params.get("step_rel", 2.5 / steps)) * threat.eps
+        x_adv = attack_model(model, xb, yb, threat, steps=steps, step_size=step,
+                             restarts=int(params.get("restarts", 1)), loss=str(params.get("loss", "ce")),
+                             generator=gen if device.type == "cpu" else None)
+        keep = (c_pred == yb).view(-1, *([1] * (xb.ndim - 1)))
+        x_adv = torch.where(keep, x_adv, xb)  # only clean-correct points are attacked
+        with torch.no_grad():
+            a_pred, a_margin = probability_margin(model(x_adv), temp)
+        size = perturbation_size(xb, x_adv, threat.norm).cpu()
+        for j in range(xb.shape[0]):
+            rows.append({"index": start + j, "label": int(yb[j]), "clean_prediction": int(c_pred[j]),
+                         "clean_margin": float(c_margin[j]), "clean_correct": int(c_pred[j] == yb[j]),
+                         "adv_prediction": int(a_pred[j]), "adv_margin": float(a_margin[j]),
+                         "adv_correct": int(a_pred[j] == yb[j]), "perturbation": float(size[j])})
+    right_adv = [r["adv_margin"] for r in rows if r["adv_correct"]]
+    wrong_clean = [r["clean_margin"] for r in rows if not r["clean_correct"]]
+    summary = [
+        summary_row(splits.name, name, "margin", threat, "mean_margin_correct_attacked",
+                    float(np.mean(right_adv)) if right_adv else float("nan"), len(right_adv)),
+        summary_row(splits.name, name, "margin", threat, "mean_margin_wrong_clean",
+                    float(np.mean(wrong_clean)) if wrong_clean else float("nan"), len(wrong_clean)),
+    ]
+    meta = {
+        "attack": "pgd", "norm": threat.norm, "eps": threat.eps, "params": dict(params), "temp": temp,
+        "dataset": splits.name, "classifier": name, "classifier_sha256": classifier_sha256, "summary_rows": summary,
+        **provenance({"threat": dict(threat_spec), "params": dict(params), "temp": temp}, seed),
+    }
+    return rows, meta

@@ -8,7 +8,8 @@ points whose attacked prediction equals the label; a point misclassified clean c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .threat import Threat
@@ -16,7 +17,13 @@ from .threat import Threat
 RECORD_COLUMNS = ["index", "label", "clean_prediction", "prediction", "correct", "perturbation"]
 SWEEP_COLUMNS = ["eps", *RECORD_COLUMNS]
 ATTACKS = ("clean", "pgd", "margin", "autoattack", "eps-sweep")
-"""The evaluations of :func:`tradeoff.evaluate.run_attack`."""
+"""The evaluations of :func:`tradeoff.evaluate.evaluate_batch`."""
+LABEL_ATTACKS = ("pgd", "margin", "autoattack")
+"""The attacks at the threat's ε whose breaks an evaluation run after them in the same job builds on."""
+PROGRESS_COLUMNS = ["batch", "attack", *SWEEP_COLUMNS, "meta"]
+"""Rows of an evaluation job's progress file and shard records: one per (evaluation, budget, point), then
+one closing row per batch (``attack`` empty) whose ``meta`` holds the batch's metadata as JSON."""
+_INT_COLUMNS = ("index", "label", "clean_prediction", "prediction", "correct")
 
 
 def clean_records(records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -72,3 +79,61 @@ def summary_row(dataset: str, classifier: str, evaluation: str, threat: Threat |
         "norm": "" if threat is None else threat.norm, "eps": 0.0 if threat is None else float(threat.eps),
         "metric": metric, "value": float(value), "n": int(n),
     }
+
+
+def _typed(row: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: int(float(row[k])) for k in _INT_COLUMNS}
+    out["perturbation"] = float(row["perturbation"])
+    return out
+
+
+def suite_results(rows: Sequence[Mapping[str, Any]], batch_metas: Sequence[Mapping[str, Any]],
+                  attacks: Sequence[str], threat: Threat, params: Mapping[str, Mapping[str, Any]]
+                  ) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
+    """Per evaluation, its records (sorted by budget, then index) and metadata, from the rows of
+    :data:`PROGRESS_COLUMNS` (typed or as read from CSV) and the per-batch metadata of any number of batches.
+
+    Guarantee: a pure function of the set of batches, whatever their order or grouping into shards, so
+    merged shards give the records and metadata of one unsharded job. AutoAttack's ``accuracy_by_attack``
+    counts, over all points, those still standing after each of its attacks (points broken before it count
+    as broken); its flags hold if they held on any batch.
+    """
+    out: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+    for attack in attacks:
+        mine = [r for r in rows if r["attack"] == attack]
+        if attack == "eps-sweep":
+            recs = sorted(({"eps": float(r["eps"]), **_typed(r)} for r in mine), key=lambda r: (r["eps"], r["index"]))
+        else:
+            recs = sorted((_typed(r) for r in mine), key=lambda r: r["index"])
+        meta: dict[str, Any] = {"attack": attack, "norm": threat.norm, "eps": threat.eps,
+                                "params": dict(params.get(attack, {})), "order": list(attacks)}
+        parts = [m.get(attack, {}) for m in batch_metas]
+        if attack == "margin":
+            broken: dict[str, int] = {}
+            for part in parts:
+                for k, v in part.get("broken_by", {}).items():
+                    broken[k] = broken.get(k, 0) + int(v)
+            meta["broken_by"] = dict(sorted(broken.items()))
+        elif attack == "eps-sweep":
+            meta["eps_grid"] = sorted({float(e) for part in parts for e in part.get("eps_grid", [])})
+        elif attack == "autoattack":
+            earlier = [a for a in attacks[:attacks.index(attack)] if a in LABEL_ATTACKS]
+            names = list(dict.fromkeys(k for part in parts for k in part.get("robust_after", {})))
+            n = len(recs)
+            meta.update(
+                run_on=f"points {' and '.join(earlier)} left standing" if earlier else "every point",
+                attacked=sum(int(part.get("attacked", 0)) for part in parts),
+                accuracy_by_attack={k: sum(int(part.get("robust_after", {}).get(k, 0)) for part in parts) / n
+                                    for k in names} if n else {},
+                flags={k: any(part.get("flags", {}).get(k, False) for part in parts)
+                       for k in dict.fromkeys(k for part in parts for k in part.get("flags", {}))},
+                warnings=list(dict.fromkeys(w for part in parts for w in part.get("warnings", []))),
+            )
+        out[attack] = (recs, meta)
+    return out
+
+
+def batch_metas(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The per-batch metadata of the closing rows among ``rows`` (:data:`PROGRESS_COLUMNS`), by batch."""
+    closing = sorted((r for r in rows if r["attack"] == ""), key=lambda r: int(float(r["batch"])))
+    return [json.loads(r["meta"]) for r in closing]

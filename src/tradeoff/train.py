@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from .augment import augmenter
 from .io import ArtifactError, load_torch, save_torch
 from .progress import Progress
+from .seeding import seed_word
 
 log = logging.getLogger("tradeoff")
 
@@ -82,12 +82,13 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    """Seed of epoch ``epoch``'s shuffling and initial draws (a 32-bit word of ``SeedSequence([seed, epoch])``)."""
+    return seed_word(seed, epoch, bits=32)
 
 
 def augment_seed(seed: int, epoch: int) -> int:
     """Seed of epoch ``epoch``'s augmentation generator: a stream apart from :func:`epoch_seed`'s."""
-    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
+    return seed_word(seed, epoch, 1, bits=32)
 
 
 def fingerprint(obj: Any) -> str:

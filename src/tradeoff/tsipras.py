@@ -16,8 +16,10 @@ the pipeline's artifacts:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,8 @@ import torch
 
 from .models import LinearBinary
 from .theory import averaging_weights, bayes_weights, check_bound, linear_accuracy, tradeoff_bound
+
+log = logging.getLogger("tradeoff")
 
 EXACT_COLUMNS = ["index", "label", "clean_prediction", "clean_correct", "prediction", "correct", "perturbation",
                  "margin"]
@@ -167,3 +171,122 @@ def empirical_bound_holds(p: float, eta: float, eps: float, clean: float, robust
     se_clean = math.sqrt(max(clean * (1 - clean), 0.0) / n) + 1.0 / n
     tol = z * (se_rob + p / (1 - p) * se_clean)
     return check_bound(p, eta, clean, robust, eps, tol=tol)
+
+
+PGD_TOLERANCE = 0.005
+"""The PGD core must reach the closed-form worst case within 0.5 points (else a warning is logged)."""
+
+
+def run_theory(data: str | Path, models: Mapping[str, str | Path], *, threat: Mapping[str, Any],
+               pgd: Mapping[str, Any], curve: Mapping[str, Any], seed: int, eval_dir: str | Path,
+               theory_dir: str | Path, batch_size: int = 5000,
+               device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+    """The ``theory-evaluate`` stage: the reference classifiers (:func:`reference_classifiers`) and the trained
+    linear models ``models`` (name -> classifier JSON) on the ``tsipras`` test split of the dataset artifact
+    ``data``, at the ℓ∞ budget ``threat`` (``{norm, eps}``).
+
+    Writes, per classifier, ``<eval_dir>/<name>/exact.csv`` (clean and exact worst case from one per-sample
+    record, :func:`exact_records`) and ``<eval_dir>/<name>/pgd.csv`` (the PGD core with parameters ``pgd``, as a
+    check that it reaches the exact worst case), and ``<theory_dir>/closed_forms.csv`` (population accuracies
+    on the ε grid ``curve`` = ``{eps_max, points}``, with the Theorem 2.1 summary rows) and
+    ``<theory_dir>/weights.csv``. Returns, per classifier name, its clean / exact / pgd accuracies on the test
+    points and its closed-form standard and robust accuracies and bound (``theory_std``, ``theory_rob``,
+    ``bound``). :class:`~tradeoff.errors.TradeoffError` if the data are not ``tsipras``, the norm is not Linf or
+    a model name collides with a reference classifier.
+    """
+    from . import data as data_mod
+    from .classifiers import load_classifier, load_spec
+    from .errors import TradeoffError
+    from .evaluate import run_attack
+    from .io import provenance, write_records
+    from .records import RECORD_COLUMNS, accuracy_rows, summary_row
+    from .threat import Threat
+
+    splits = data_mod.load(data)
+    if splits.name != "tsipras":
+        raise TradeoffError(f"{data}: theory-evaluate needs the tsipras dataset, got '{splits.name}'")
+    prm = splits.meta["params"]
+    p, eta, d = float(prm["p"]), float(prm["eta"]), int(prm["d"])
+    thr = Threat(str(threat["norm"]), float(threat["eps"]), splits.bounds)
+    if thr.norm != "Linf":
+        raise TradeoffError(f"--threat norm {thr.norm}: the closed forms are for an l_inf adversary: use norm Linf")
+    x, y = splits.x("test"), splits.y("test")
+    n = int(y.shape[0])
+    section = {"data": prm, "threat": threat, "pgd": pgd, "curve": curve}
+    prov = provenance(section, seed)
+    ds = splits.name
+
+    classifiers: dict[str, tuple[np.ndarray, float]] = dict(reference_classifiers(p, eta, d))
+    torch_models = {name: linear_model(w, b) for name, (w, b) in classifiers.items()}
+    sources: dict[str, Any] = {name: "closed form" for name in classifiers}
+    for name, path in models.items():
+        if name in classifiers:
+            raise TradeoffError(f"--model {name}={path}: model name '{name}' collides with a reference classifier")
+        model = load_classifier(path, device)
+        classifiers[name] = linear_params(model)
+        torch_models[name] = model
+        sources[name] = {"path": path, "sha256": load_spec(path).get("sha256")}
+
+    table: dict[str, dict[str, float]] = {}
+    eval_dir = Path(eval_dir)
+    for name, (w, b) in classifiers.items():
+        cid = f"tsipras-{name}"
+        model = torch_models[name].to(device)
+        common = {"dataset": ds, "classifier": cid, "source": sources[name], "p": p, "eta": eta, "d": d}
+        # One per-sample record holds the clean margin y (w.x + b), hence both the clean prediction and
+        # the exact worst-case one: the clean row and the exact row are both computed from it.
+        exact = exact_records(w, b, x, y, thr.eps)
+        clean_rows = accuracy_rows(ds, cid, "clean", None, exact, column="clean_correct")
+        exact_rows = accuracy_rows(ds, cid, "exact", thr, exact)
+        l1 = float(np.sum(np.abs(w)))
+        write_records(eval_dir / name / "exact.csv", exact,
+                      {**common, "attack": "exact", "norm": thr.norm, "eps": thr.eps, "weight_l1": l1,
+                       "bias": b, "summary_rows": clean_rows + exact_rows, **prov}, columns=EXACT_COLUMNS)
+
+        pgd_records, pgd_meta = run_attack(model, x, y, "pgd", thr, pgd, seed, device, batch_size)
+        pgd_rows = accuracy_rows(ds, cid, "pgd", thr, pgd_records)
+        gap = pgd_rows[0]["value"] - exact_rows[0]["value"]
+        if abs(gap) > PGD_TOLERANCE:
+            log.warning("%s: PGD accuracy %.4f is %.4f away from the exact worst case %.4f",
+                        cid, pgd_rows[0]["value"], gap, exact_rows[0]["value"])
+        write_records(eval_dir / name / "pgd.csv", pgd_records,
+                      {**pgd_meta, **common, "exact_accuracy": exact_rows[0]["value"], "gap_to_exact": gap,
+                       "summary_rows": pgd_rows, **prov}, columns=RECORD_COLUMNS)
+        table[name] = {"clean": clean_rows[0]["value"], "exact": exact_rows[0]["value"],
+                       "pgd": pgd_rows[0]["value"]}
+
+    grid = eps_grid(float(curve["eps_max"]), int(curve["points"]), extra=[0.0, thr.eps])
+    curves = closed_form_rows(classifiers, p, eta, d, grid)
+    theory_rows: list[dict[str, Any]] = []
+    for name, (w, b) in classifiers.items():
+        cid = f"tsipras-{name}"
+        std = linear_accuracy(w, b, p, eta, d, 0.0)
+        rob = linear_accuracy(w, b, p, eta, d, thr.eps)
+        bound = tradeoff_bound(p, std)
+        # n = 0 marks a population value (closed form), not an average over test points.
+        theory_rows += [summary_row(ds, cid, "theory", None, "accuracy", std, 0),
+                        summary_row(ds, cid, "theory", thr, "accuracy", rob, 0),
+                        summary_row(ds, cid, "theory", thr, "robust_bound", bound, 0)]
+        table[name].update(theory_std=std, theory_rob=rob, bound=bound)
+        emp = table[name]
+        if not empirical_bound_holds(p, eta, thr.eps, emp["clean"], emp["exact"], n):
+            log.warning("%s: empirical robust accuracy %.4f above the bound %.4f beyond sampling error",
+                        cid, emp["exact"], tradeoff_bound(p, emp["clean"]))
+    theory_dir = Path(theory_dir)
+    write_records(theory_dir / "closed_forms.csv", curves,
+                  {"dataset": ds, "p": p, "eta": eta, "d": d, "eps": thr.eps, "norm": thr.norm,
+                   "summary_rows": theory_rows, **prov}, columns=["classifier", "eps", "accuracy", "bound"])
+    weights = [{"classifier": name, "coordinate": i, "weight": float(v)}
+               for name, (w, _) in classifiers.items() for i, v in enumerate(w)]
+    write_records(theory_dir / "weights.csv", weights,
+                  {"dataset": ds, "p": p, "eta": eta, "d": d, "eps": thr.eps,
+                   "bias": {name: b for name, (_, b) in classifiers.items()}, **prov},
+                  columns=["classifier", "coordinate", "weight"])
+
+    log.info("tsipras p=%g eta=%g d=%d, eps=%g, %d test points", p, eta, d, thr.eps, n)
+    log.info("%-12s %8s %8s | %8s %8s %8s | %8s", "classifier", "theory", "clean", "theory", "exact", "pgd",
+             "bound")
+    for name, r in table.items():
+        log.info("%-12s %8.4f %8.4f | %8.4f %8.4f %8.4f | %8.4f", name, r["theory_std"], r["clean"],
+                 r["theory_rob"], r["exact"], r["pgd"], r["bound"])
+    return table

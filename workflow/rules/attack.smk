@@ -1,6 +1,7 @@
-# Attack evaluation: one rule, any classifier (base or composite) at any threat, attacked end to end; the
-# per-point worst case over every attack run on a classifier (its reported robust accuracy); the
-# masked-gradient sanity checks on the summary (Carlini et al. 2019).
+# Attack evaluation: any classifier (base or composite) at any threat, attacked end to end, batch by batch
+# (the batch is the unit of seeding, sharding and resuming); the per-point worst case over every attack run
+# on a classifier (its reported robust accuracy); the masked-gradient sanity checks on the summary
+# (Carlini et al. 2019).
 
 
 localrules:
@@ -8,69 +9,204 @@ localrules:
     sanity,
 
 
-rule evaluate:
-    """Attack a classifier at one threat and write its per-sample records (clean: no attack)."""
-    input:
-        data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
-    output:
-        records="results/{dataset}/{threat}/eval/{classifier}/{attack}.csv",
-        meta="results/{dataset}/{threat}/eval/{classifier}/{attack}.json",
-    log:
-        "logs/{dataset}/{threat}/eval/{classifier}/{attack}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/{attack}.tsv"
-    wildcard_constraints:
-        dataset=re.escape(DATASET),
-        threat=THREAT_RE,
-        attack=alternatives([*ATTACKS, SWEEP]),
-    conda:
-        "../../envs/torch.yaml"
-    threads: THREADS
-    resources:
-        **HEAVY,
-    params:
-        threat=lambda w: threat_json(w.threat),
-        name=lambda w: w.attack,
-        attack=lambda w: J(attack_params(w.attack)),
-        batch_size=config["attacks"]["batch_size"],
-        seed=SEED,
-        clean_out="",
-    shell:
-        tradeoff_shell(
-            "evaluate",
-            "--seed {params.seed} --data {input.data} "
-            "--classifier {input.classifier[0]} --name {wildcards.classifier} --attack {params.name} "
-            "--threat {params.threat:q} --params {params.attack:q} --batch-size {params.batch_size} "
-            "--out {output.records} {params.clean_out} 2> {log}",
-        )
+if ATTACK_SHARDS == 1:
 
-
-# The clean evaluation is read off the first attack's job (its records carry the clean predictions): one
-# job, one model load and one start-up fewer per classifier. The plain `evaluate` rule still makes clean.csv
-# when no attack runs.
-if CLEAN_WITH is not None and "clean" in ATTACKS:
-
-    use rule evaluate as evaluate_with_clean with:
-        """Attack a classifier at one threat with the first attack, writing its clean records too."""
+    rule evaluate:
+        """Attack a classifier at one threat with every evaluation of `attacks.run` in turn (AutoAttack on the
+        points PGD and the margin attack left standing) and write each one's per-sample records."""
+        input:
+            data=lambda w: data_path(w.dataset),
+            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
         output:
-            records=f"results/{{dataset}}/{{threat}}/eval/{{classifier}}/{CLEAN_WITH}.csv",
-            meta=f"results/{{dataset}}/{{threat}}/eval/{{classifier}}/{CLEAN_WITH}.json",
-            clean="results/{dataset}/{threat}/eval/{classifier}/clean.csv",
-            clean_meta="results/{dataset}/{threat}/eval/{classifier}/clean.json",
+            evaluation_outputs(SUITE),
         log:
-            f"logs/{{dataset}}/{{threat}}/eval/{{classifier}}/{CLEAN_WITH}+clean.log",
+            "logs/{dataset}/{threat}/eval/{classifier}/attacks.log",
         benchmark:
-            f"results/benchmarks/{{dataset}}/{{threat}}/eval/{{classifier}}/{CLEAN_WITH}+clean.tsv"
+            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/attacks.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=THREAT_RE,
+        conda:
+            "../../envs/torch.yaml"
+        threads: THREADS
+        resources:
+            **HEAVY,
         params:
             threat=lambda w: threat_json(w.threat),
-            name=CLEAN_WITH,
-            attack=J(attack_params(CLEAN_WITH)),
-            batch_size=config["attacks"]["batch_size"],
+            attacks=" ".join(SUITE),
+            evaluations=evaluation_params(SUITE),
+            batch_size=ATTACK_BATCH,
             seed=SEED,
-            clean_out=lambda w, output: f"--clean-out {output.clean}",
+            out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        shell:
+            tradeoff_shell(
+                "evaluate",
+                "--seed {params.seed} --data {input.data} --classifier {input.classifier[0]} "
+                "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks {params.attacks} "
+                "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
+                "2> {log}",
+            )
 
-    ruleorder: evaluate_with_clean > evaluate
+    # The fixed-α mixtures of one mode: one job evaluates every α (one start-up, the base models loaded once).
+    rule evaluate_mixtures:
+        """Attack every fixed-α mixture of one mode at one threat (as `evaluate` does each classifier)."""
+        input:
+            data=lambda w: data_path(w.dataset),
+            specs=lambda w: [model_json(w.dataset, w.threat, c) for c in mix_ids(w.mode)],
+            bases=lambda w: mix_base_inputs(w.dataset, w.threat),
+        output:
+            [p for c in mix_ids("{mode}") for p in evaluation_outputs(SUITE, c)],
+        log:
+            "logs/{dataset}/{threat}/eval/mix-{mode}.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/mix-{mode}.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=THREAT_RE,
+            mode="prob|logit",
+        conda:
+            "../../envs/torch.yaml"
+        threads: THREADS
+        resources:
+            **HEAVY,
+        params:
+            threat=lambda w: threat_json(w.threat),
+            attacks=" ".join(SUITE),
+            evaluations=evaluation_params(SUITE),
+            batch_size=ATTACK_BATCH,
+            seed=SEED,
+            names=lambda w: " ".join(mix_ids(w.mode)),
+            out_dirs=lambda w: " ".join(f"results/{w.dataset}/{w.threat}/eval/{c}" for c in mix_ids(w.mode)),
+        shell:
+            tradeoff_shell(
+                "evaluate",
+                "--seed {params.seed} --data {input.data} --classifier {input.specs} --name {params.names} "
+                "--out-dir {params.out_dirs} --attacks {params.attacks} --threat {params.threat:q} "
+                "--params {params.evaluations:q} --batch-size {params.batch_size} 2> {log}",
+            )
+
+    ruleorder: evaluate_mixtures > evaluate
+
+    rule evaluate_sweep:
+        """The ε-sweep of a classifier at one threat (margin PGD at multiples of ε, for the sanity checks)."""
+        input:
+            data=lambda w: data_path(w.dataset),
+            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+        output:
+            evaluation_outputs([SWEEP]),
+        log:
+            "logs/{dataset}/{threat}/eval/{classifier}/eps-sweep.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/eps-sweep.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=THREAT_RE,
+        conda:
+            "../../envs/torch.yaml"
+        threads: THREADS
+        resources:
+            **HEAVY,
+        params:
+            threat=lambda w: threat_json(w.threat),
+            evaluations=evaluation_params([SWEEP]),
+            batch_size=ATTACK_BATCH,
+            seed=SEED,
+            out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        shell:
+            tradeoff_shell(
+                "evaluate",
+                "--seed {params.seed} --data {input.data} --classifier {input.classifier[0]} "
+                "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks eps-sweep "
+                "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
+                "2> {log}",
+            )
+
+else:
+
+    # Sharded: each shard (every ATTACK_SHARDS-th batch of test points) is a separate, resumable job (a GPU
+    # job on a cluster); a light job merges the shards into the records one unsharded job writes.
+    rule evaluate_shard:
+        """One shard of a classifier's evaluations at one threat (`group`: the evaluations joined by '+')."""
+        input:
+            data=lambda w: data_path(w.dataset),
+            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+        output:
+            records="results/{dataset}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.csv",
+            meta="results/{dataset}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.json",
+        log:
+            "logs/{dataset}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=THREAT_RE,
+            group=alternatives(["+".join(SUITE), SWEEP]),
+            shard=r"\d+",
+            shards=str(ATTACK_SHARDS),
+        conda:
+            "../../envs/torch.yaml"
+        threads: THREADS
+        resources:
+            **HEAVY,
+        params:
+            threat=lambda w: threat_json(w.threat),
+            attacks=lambda w: w.group.replace("+", " "),
+            evaluations=lambda w: evaluation_params(w.group.split("+")),
+            batch_size=ATTACK_BATCH,
+            seed=SEED,
+            out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        shell:
+            tradeoff_shell(
+                "evaluate",
+                "--seed {params.seed} --data {input.data} --classifier {input.classifier[0]} "
+                "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks {params.attacks} "
+                "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
+                "--shard {wildcards.shard} --shards {wildcards.shards} 2> {log}",
+            )
+
+    rule evaluate_merge:
+        """Merge a classifier's evaluation shards at one threat into per-evaluation records."""
+        input:
+            evaluation_shards(SUITE),
+        output:
+            evaluation_outputs(SUITE),
+        log:
+            "logs/{dataset}/{threat}/eval/{classifier}/attacks-merge.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/attacks-merge.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=THREAT_RE,
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            **LIGHT,
+        params:
+            threat=lambda w: threat_json(w.threat),
+            attacks=" ".join(SUITE),
+            evaluations=evaluation_params(SUITE),
+            out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        shell:
+            "tradeoff evaluate-merge --name {wildcards.classifier} --attacks {params.attacks} "
+            "--threat {params.threat:q} --params {params.evaluations:q} --out-dir {params.out_dir} "
+            "{input} 2> {log}"
+
+    use rule evaluate_merge as evaluate_sweep_merge with:
+        """Merge a classifier's ε-sweep shards at one threat."""
+        input:
+            evaluation_shards([SWEEP]),
+        output:
+            evaluation_outputs([SWEEP]),
+        log:
+            "logs/{dataset}/{threat}/eval/{classifier}/eps-sweep-merge.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/eps-sweep-merge.tsv"
+        params:
+            threat=lambda w: threat_json(w.threat),
+            attacks=SWEEP,
+            evaluations=evaluation_params([SWEEP]),
+            out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
 
 
 rule worst:

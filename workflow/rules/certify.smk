@@ -4,11 +4,6 @@
 # certificates of threat-free models: no threat in these paths.
 
 
-localrules:
-    figure_certify_rs,
-    figure_certify_mixed,
-
-
 rule certify_shard:
     """Monte-Carlo counts of the smoothed gauss_aug-σ model on one shard of the test points (resumable)."""
     input:
@@ -79,57 +74,3 @@ rule certify_merge:
             "--params {params.cert:q} --out-rs {output.rs} --out-mixed {output.mixed} {input.shards} 2> {log}",
             runtime=LIGHT_RUNTIME_ARGS,
         )
-
-
-rule figure_certify_rs:
-    """Certified accuracy against the ℓ2 radius of the smoothed models, one curve per σ."""
-    input:
-        records=CERT_RS,
-    output:
-        png=report("results/figures/certify_rs.png", caption="../report/certify_rs.rst", category="Certification"),
-        pdf="results/figures/certify_rs.pdf",
-    log:
-        "logs/figures/certify_rs.log",
-    benchmark:
-        "results/benchmarks/figures/certify_rs.tsv"
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=lambda w, input: J(
-            {"records": list(input.records), "sigmas": list(CERT_SIGMAS.values()), "dataset": DATASET}
-        ),
-    shell:
-        "tradeoff figure certify-rs --out {output.png} --args {params.args:q} 2> {log}"
-
-
-rule figure_certify_mixed:
-    """Certified accuracy against the radius of the mixed classifier for each α, beside smoothing alone."""
-    input:
-        rs=CERT_RS,
-        mixed=CERT_MIXED,
-    output:
-        png=report("results/figures/certify_mixed.png", caption="../report/certify_mixed.rst", category="Certification"),
-        pdf="results/figures/certify_mixed.pdf",
-    log:
-        "logs/figures/certify_mixed.log",
-    benchmark:
-        "results/benchmarks/figures/certify_mixed.tsv"
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=lambda w, input: J(
-            {
-                "rs_records": list(input.rs),
-                "mixed_records": list(input.mixed),
-                "sigmas": list(CERT_SIGMAS.values()),
-                "dataset": DATASET,
-            }
-        ),
-    shell:
-        "tradeoff figure certify-mixed --out {output.png} --args {params.args:q} 2> {log}"

@@ -156,14 +156,38 @@ def init_option(w, input):
 
 # ---- attacks (attack.smk, figures.smk)
 ATTACKS = list(config["attacks"]["run"])
-# The clean evaluation is read off the first attack's job (its records carry the clean predictions).
-CLEAN_WITH = next((a for a in ATTACKS if a != "clean"), None)
+SWEEP = "eps-sweep"  # robust accuracy over multiples of ε, for the sanity checks (one job per base model)
+SUITE = [a for a in ATTACKS if a != SWEEP]  # the evaluations one `evaluate` job runs in turn, in this order
+ATTACK_SHARDS = int(config["attacks"]["shards"])
+ATTACK_BATCH = int(config["attacks"]["batch_size"])
 
 
 def attack_params(attack):
     if attack == "clean":
         return {}
     return config["attacks"][attack]
+
+
+def evaluation_outputs(attacks, classifier="{classifier}"):
+    """The record files (CSV and sidecar) an evaluation job writes for `attacks` ({dataset}, {threat} open)."""
+    folder = f"results/{{dataset}}/{{threat}}/eval/{classifier}"
+    return [f"{folder}/{a}.{ext}" for a in attacks for ext in ("csv", "json")]
+
+
+def evaluation_params(attacks):
+    """The parameters of `attacks` as one JSON argument of `tradeoff evaluate`."""
+    return J({a: attack_params(a) for a in attacks})
+
+
+def evaluation_shards(attacks):
+    """The input function of the shard records of the evaluation job that runs `attacks`."""
+    group = "+".join(attacks)
+
+    def shards(w):
+        folder = f"results/{w.dataset}/{w.threat}/eval/{w.classifier}/shards"
+        return [f"{folder}/{group}-{k}-of-{ATTACK_SHARDS}.csv" for k in range(ATTACK_SHARDS)]
+
+    return shards
 
 
 def evaluated_base_models():
@@ -216,8 +240,40 @@ MIX = config["mixing"]
 MIX_G, MIX_H = MIX["accurate"], MIX["robust"]
 MIX_ALPHAS = {fmt(a): a for a in MIX["alphas"]}  # α as printed in ids → α as in the config
 MIX_THREATS = threat_ids(MIX["threats"])
-MIX_IDS = [f"mix-{mode}-{a}" for mode in MIX["modes"] for a in MIX_ALPHAS]
+
+
+def mix_ids(mode):
+    """The ids of the fixed-α mixtures of `mode`, in the order of `mixing.alphas`."""
+    return [f"mix-{mode}-{a}" for a in MIX_ALPHAS]
+
+
+MIX_IDS = [c for mode in MIX["modes"] for c in mix_ids(mode)]
 MIX_FIGURES = ["mixing_tradeoff", "mixing_alpha", "mixing_margin"]
+
+
+# T_g and T_h: `mixing.temperatures` is `calibrate` (temperature scaling of each base model on the calibration
+# split, by the job mix_temperatures) or fixed values {g: T_g, h: T_h}.
+MIX_TEMPS = MIX["temperatures"]
+MIX_CALIBRATE = MIX_TEMPS == "calibrate"
+
+
+def mix_temperatures_input(w):
+    """The fitted temperatures of the mixing threat when they are calibrated (else no input)."""
+    return [f"results/{w.dataset}/{w.threat}/mixing/temperatures.json"] if MIX_CALIBRATE else []
+
+
+def mix_temperature_args(w, input):
+    """CLI options giving T_g and T_h: the fitted JSON, or the config's fixed values."""
+    if MIX_CALIBRATE:
+        return f"--temperatures {input.temperatures[0]}"
+    return f"--temp-g {MIX_TEMPS['g']} --temp-h {MIX_TEMPS['h']}"
+
+
+def mix_margin_temperature_args(w, input):
+    """robust-margins' T_h: the fitted JSON, or the config's fixed value."""
+    if MIX_CALIBRATE:
+        return f"--temperatures {input.temperatures[0]}"
+    return f"--temp {MIX_TEMPS['h']}"
 
 
 def mix_base_inputs(dataset, threat):
@@ -383,10 +439,10 @@ ERA_COMPOSITES = {ERA_COMPOSITE: ERA_ROBUST, **{f"{ERA_COMPOSITE}-{b}": b for b 
 # every model with robustness records: the reported ones, the branches and the standard trunk
 ERA_RECORD_MODELS = list(dict.fromkeys([*ERA["models"], *ERA_COMPOSITES.values(), ERA_STANDARD]))
 # the strong robustness test (the records' own) also checks the composite's sound selection at 2ε
-ERA_STRONG = {k: v for k, v in ERA["robustness"].items() if k != "combine"}
+ERA_STRONG = {k: v for k, v in ERA["robustness"].items() if k not in ("combine", "attack_correct")}
 ERA_TABLE_CLASSIFIERS = [*ERA["models"], *ERA_COMPOSITES]
-# the attack of the robustness records (`combine` names the attacks whose records it joins)
-ERA_ATTACK = {k: v for k, v in ERA["robustness"].items() if k != "combine"}
+# the attack of the robustness records (`combine` names the attacks whose records it joins): the strong test
+ERA_ATTACK = ERA_STRONG
 
 # gauss3: the standard, TRADES and ERA models of `models`, retrained as MLPs on the 2-D data
 GAUSS3 = "gauss3"
@@ -447,7 +503,6 @@ def era_figures():
 
 
 # ---- the per-point worst case and the masked-gradient checks (attack.smk)
-SWEEP = "eps-sweep"  # robust accuracy over multiples of ε, for the sanity checks (one job per base model)
 SANITY = config["attacks"]["sanity"]
 
 
@@ -537,6 +592,229 @@ def claims_options():
         **CLAIMS,
         "seed": SEED,
     }
+
+
+# ---- figures (figures.smk): one `figure_<name>` rule per entry, each job running `tradeoff figure <cli>`.
+# out: the PNG (a PDF is written next to it); a `{threat}` in it makes one job per threat of `threats`.
+# inputs: a function of the wildcards returning the named inputs; args: the `params` function building the
+# figure's JSON arguments; caption and category: the PNG's entry in the report; extra: further outputs
+# (tables, a second figure); job: the name of the log and benchmark (default: the PNG's path under figures/).
+def figure_report(path, caption, category):
+    """`path` flagged for the report, in a subcategory per threat when the path has a {threat}."""
+    sub = {"subcategory": "{threat}"} if "{threat}" in path else {}
+    return report(path, caption=f"../report/{caption}", category=category, **sub)
+
+
+FIGURES = {
+    # clean against robust accuracy of the standard, PGD-AT and TRADES models at one threat
+    "base_tradeoff": dict(
+        cli="base-tradeoff",
+        out="results/figures/{threat}/base_tradeoff.png",
+        threats=list(THREATS),
+        inputs=lambda w: {"summary": "results/summary.csv"},
+        args=lambda w, input: J(
+            {
+                "summary_path": input.summary,
+                "dataset": DATASET,
+                "threat": THREATS[w.threat],
+                "classifiers": ["standard", "pgd_at", "trades"],
+            }
+        ),
+        caption="base_tradeoff.rst",
+        category="Base models",
+    ),
+    # every method on the same clean/robust axes at one threat, with the comparison table
+    "unified": dict(
+        cli="unified",
+        out="results/figures/{threat}/unified_tradeoff.png",
+        threats=list(THREATS),
+        inputs=lambda w: {"summary": "results/summary.csv"},
+        args=lambda w, input, output: J(
+            {
+                "summary_path": input.summary,
+                "dataset": DATASET,
+                "threat": THREATS[w.threat],
+                "table_out": output.table,
+            }
+        ),
+        caption="unified_tradeoff.rst",
+        category="Comparison",
+        extra={
+            "table": figure_report("results/tables/{threat}/comparison.csv", "comparison_table.rst", "Comparison"),
+            "md": "results/tables/{threat}/comparison.md",
+        },
+    ),
+    # Tsipras et al.'s picture on real data: clean and worst-case robust accuracy of every method against ε,
+    # beside the closed forms on their synthetic distribution
+    "threats": dict(
+        cli="threats",
+        out="results/figures/threats.png",
+        inputs=lambda w: {
+            "summary": "results/summary.csv",
+            "closed_forms": "results/tsipras/theory/closed_forms.csv",
+        },
+        args=lambda w, input: J(
+            {
+                "summary_path": input.summary,
+                "dataset": DATASET,
+                "threats": list(THREATS.values()),
+                "closed_forms": input.closed_forms,
+            }
+        ),
+        caption="threats.rst",
+        category="Comparison",
+    ),
+    # certified accuracy against the ℓ2 radius of the smoothed models, one curve per σ
+    "certify_rs": dict(
+        cli="certify-rs",
+        out="results/figures/certify_rs.png",
+        inputs=lambda w: {"records": CERT_RS},
+        args=lambda w, input: J(
+            {"records": list(input.records), "sigmas": list(CERT_SIGMAS.values()), "dataset": DATASET}
+        ),
+        caption="certify_rs.rst",
+        category="Certification",
+    ),
+    # certified accuracy against the radius of the mixed classifier for each α, beside smoothing alone
+    "certify_mixed": dict(
+        cli="certify-mixed",
+        out="results/figures/certify_mixed.png",
+        inputs=lambda w: {"rs": CERT_RS, "mixed": CERT_MIXED},
+        args=lambda w, input: J(
+            {
+                "rs_records": list(input.rs),
+                "mixed_records": list(input.mixed),
+                "sigmas": list(CERT_SIGMAS.values()),
+                "dataset": DATASET,
+            }
+        ),
+        caption="certify_mixed.rst",
+        category="Certification",
+    ),
+    # clean against worst-case robust accuracy of both mixing modes over α, the chord between the base models
+    "mixing_tradeoff": dict(
+        cli="mixing-tradeoff",
+        out="results/figures/{threat}/mixing_tradeoff.png",
+        threats=MIX_THREATS,
+        inputs=lambda w: {"summary": "results/summary.csv"},
+        args=mixing_tradeoff_args,
+        caption="mixing_tradeoff.rst",
+        category="Mixing classifiers",
+    ),
+    # histogram of the mixing network's α(x) on clean inputs and on the adaptive attack's inputs
+    "mixing_alpha": dict(
+        cli="mixing-alpha",
+        out="results/figures/{threat}/mixing_alpha.png",
+        threats=MIX_THREATS,
+        inputs=lambda w: {"records": mix_adaptive_path(w.threat)},
+        args=lambda w, input: J({"records": input.records}),
+        caption="mixing_alpha.rst",
+        category="Mixing classifiers",
+    ),
+    # the robust model's probability margins: points it gets right under attack against those it gets wrong
+    "mixing_margin": dict(
+        cli="mixing-margin",
+        out="results/figures/{threat}/mixing_margin.png",
+        threats=MIX_THREATS,
+        inputs=lambda w: {"records": mix_margins_path(w.threat)},
+        args=lambda w, input: J({"records": input.records}),
+        caption="mixing_margin.rst",
+        category="Mixing classifiers",
+    ),
+    # certified robust accuracy against κ at one threat, per training method and test
+    "prob_kappa": dict(
+        cli="prob-kappa",
+        out="results/figures/{threat}/prob_kappa.png",
+        threats=PROB_THREATS,
+        inputs=lambda w: {"records": [prob_records(w.threat, c, t) for c in PROB_CLASSIFIERS for t in PROB_TESTS]},
+        args=prob_kappa_args,
+        caption="prob_kappa.rst",
+        category="Probabilistic robustness",
+    ),
+    # histogram of the samples the sequential test used per input, against the fixed test's
+    "prob_samples": dict(
+        cli="prob-samples",
+        out="results/figures/{threat}/prob_samples.png",
+        threats=PROB_THREATS,
+        inputs=lambda w: {"records": [prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS]},
+        args=prob_samples_args,
+        caption="prob_samples.rst",
+        category="Probabilistic robustness",
+    ),
+    # the trade-off curves against ε and the trained weights on Tsipras et al.'s distribution: both figures in
+    # one job, since starting the command line costs more CPU than drawing them
+    "tsipras": dict(
+        cli="tsipras",
+        out="results/figures/tsipras_tradeoff.png",
+        job="tsipras",
+        inputs=lambda w: {
+            "closed_forms": "results/tsipras/theory/closed_forms.csv",
+            "weights": "results/tsipras/theory/weights.csv",
+            "records": TSIPRAS_RECORDS,
+        },
+        args=tsipras_figure_args,
+        caption="tsipras_tradeoff.rst",
+        category="Theory (Tsipras et al.)",
+        extra={
+            "weights": figure_report(
+                "results/figures/tsipras_weights.png", "tsipras_weights.rst", "Theory (Tsipras et al.)"
+            ),
+            "weights_pdf": "results/figures/tsipras_weights.pdf",
+        },
+    ),
+    # clean accuracy, robust accuracy, robust inaccuracy and selection rate per classifier at one threat
+    "era": dict(
+        cli="era",
+        out="results/figures/{threat}/era_tradeoff.png",
+        threats=ERA_THREATS,
+        inputs=lambda w: {"summary": "results/summary.csv"},
+        args=era_table_args,
+        caption="era_tradeoff.rst",
+        category="ERA and abstain",
+        extra={
+            "table": figure_report("results/tables/{threat}/era.csv", "era_table.rst", "ERA and abstain"),
+            "markdown": "results/tables/{threat}/era.md",
+        },
+    ),
+    # decision regions of the gauss3 models, with the test points
+    "era_gauss3": dict(
+        cli="era-gauss3",
+        out="results/figures/era_gauss3.png",
+        inputs=lambda w: {
+            "records": [era_robustness_path(GAUSS3, None, m) for m in G3_MODELS],
+            "grids": [f"results/gauss3/eval/{m}/grid.csv" for m in G3_MODELS],
+        },
+        args=lambda w, input: J(
+            {
+                "records": dict(zip(G3_MODELS, input.records)),
+                "grids": dict(zip(G3_MODELS, input.grids)),
+                "order": G3_MODELS,
+            }
+        ),
+        caption="era_gauss3.rst",
+        category="ERA and abstain",
+    ),
+}
+
+
+def figure_outputs(name):
+    """The named outputs of figure `name`: `png` (in the report under its caption and category), `pdf` and extra."""
+    fig = FIGURES[name]
+    png = fig["out"]
+    outputs = {"png": figure_report(png, fig["caption"], fig["category"]), "pdf": png[: -len(".png")] + ".pdf"}
+    return {**outputs, **fig.get("extra", {})}
+
+
+def figure_job(name):
+    """The job name of figure `name` in log and benchmark paths (its PNG's path under results/figures/)."""
+    fig = FIGURES[name]
+    return fig.get("job") or fig["out"][len("results/figures/") : -len(".png")]
+
+
+def figure_constraints(name):
+    """The threat wildcard's constraint of a per-threat figure (none for a run-wide one)."""
+    threats = FIGURES[name].get("threats")
+    return {"threat": alternatives(threats)} if threats is not None else {}
 
 
 # ---- the summary table and the final targets

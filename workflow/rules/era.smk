@@ -10,8 +10,6 @@
 
 localrules:
     era_composite_spec,
-    figure_era_gauss3,
-    figure_era,
 
 
 rule era_robustness:
@@ -39,6 +37,7 @@ rule era_robustness:
     params:
         threat=lambda w: threat_json(w.threat),
         attack=J(ERA_ATTACK),
+        decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
         batch_size=config["attacks"]["batch_size"],
         seed=SEED,
     shell:
@@ -46,8 +45,8 @@ rule era_robustness:
             "robustness",
             "--seed {params.seed} --data {input.data} "
             "--classifier {input.classifier[0]} --name {wildcards.classifier} --threat {params.threat:q} "
-            "--params {params.attack:q} --combine {input.combine} --batch-size {params.batch_size} "
-            "--out {output.records} 2> {log}",
+            "--params {params.attack:q} --combine {input.combine} {params.decides} "
+            "--batch-size {params.batch_size} --out {output.records} 2> {log}",
         )
 
 
@@ -191,68 +190,3 @@ rule era_gauss3_robustness:
             "--name {wildcards.g3model} --threat {params.threat:q} --params {params.attack:q} --clean-row "
             "--coordinates --grid-out {output.grid} --grid-size {params.grid} --out {output.records} 2> {log}",
         )
-
-
-rule figure_era:
-    """Clean accuracy, robust accuracy, robust inaccuracy and selection rate per classifier at one threat."""
-    input:
-        summary="results/summary.csv",
-    output:
-        png=report(
-            "results/figures/{threat}/era_tradeoff.png",
-            caption="../report/era_tradeoff.rst",
-            category="ERA and abstain",
-            subcategory="{threat}",
-        ),
-        pdf="results/figures/{threat}/era_tradeoff.pdf",
-        table=report(
-            "results/tables/{threat}/era.csv",
-            caption="../report/era_table.rst",
-            category="ERA and abstain",
-            subcategory="{threat}",
-        ),
-        markdown="results/tables/{threat}/era.md",
-    log:
-        "logs/figures/{threat}/era_tradeoff.log",
-    benchmark:
-        "results/benchmarks/figures/{threat}/era_tradeoff.tsv"
-    wildcard_constraints:
-        threat=alternatives(ERA_THREATS),
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=era_table_args,
-    shell:
-        "tradeoff figure era --out {output.png} --args {params.args:q} 2> {log}"
-
-
-rule figure_era_gauss3:
-    """Decision regions of the gauss3 models, with the test points."""
-    input:
-        records=[era_robustness_path(GAUSS3, None, m) for m in G3_MODELS],
-        grids=[f"results/gauss3/eval/{m}/grid.csv" for m in G3_MODELS],
-    output:
-        png=report("results/figures/era_gauss3.png", caption="../report/era_gauss3.rst", category="ERA and abstain"),
-        pdf="results/figures/era_gauss3.pdf",
-    log:
-        "logs/figures/era_gauss3.log",
-    benchmark:
-        "results/benchmarks/figures/era_gauss3.tsv"
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=lambda w, input: J(
-            {
-                "records": dict(zip(G3_MODELS, input.records)),
-                "grids": dict(zip(G3_MODELS, input.grids)),
-                "order": G3_MODELS,
-            }
-        ),
-    shell:
-        "tradeoff figure era-gauss3 --out {output.png} --args {params.args:q} 2> {log}"

@@ -6,9 +6,37 @@
 
 localrules:
     mix_spec,
-    figure_mixing_tradeoff,
-    figure_mixing_alpha,
-    figure_mixing_margin,
+
+
+rule mix_temperatures:
+    """T_g and T_h by temperature scaling (minimum calibration NLL) of each base model on the calibration split."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        accurate=lambda w: classifier_inputs(w.dataset, w.threat, MIX_G),
+        robust=lambda w: classifier_inputs(w.dataset, w.threat, MIX_H),
+    output:
+        "results/{dataset}/{threat}/mixing/temperatures.json",
+    log:
+        "logs/{dataset}/{threat}/mixing/temperatures.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/mixing/temperatures.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(MIX_THREATS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        batch_size=config["attacks"]["batch_size"],
+        seed=SEED,
+    shell:
+        tradeoff_shell(
+            "mix-temperatures",
+            "--seed {params.seed} --data {input.data} --accurate {input.accurate[0]} "
+            "--robust {input.robust[0]} --batch-size {params.batch_size} --out {output} 2> {log}",
+        )
 
 
 rule mix_spec:
@@ -16,6 +44,7 @@ rule mix_spec:
     input:
         accurate=lambda w: model_json(w.dataset, w.threat, MIX_G),
         robust=lambda w: model_json(w.dataset, w.threat, MIX_H),
+        temperatures=mix_temperatures_input,
     output:
         "results/{dataset}/{threat}/models/mix-{mode}-{alpha}.json",
     log:
@@ -34,11 +63,10 @@ rule mix_spec:
         **LIGHT,
     params:
         alpha=lambda w: MIX_ALPHAS[w.alpha],
-        temp_g=MIX["temp_g"],
-        temp_h=MIX["temp_h"],
+        temps=mix_temperature_args,
     shell:
         "tradeoff mix-spec --accurate {input.accurate} --robust {input.robust} --alpha {params.alpha} "
-        "--mode {wildcards.mode} --temp-g {params.temp_g} --temp-h {params.temp_h} "
+        "--mode {wildcards.mode} {params.temps} "
         "--name mix-{wildcards.mode}-{wildcards.alpha} --out {output} 2> {log}"
 
 
@@ -49,6 +77,7 @@ rule fit_mixnet:
         data=lambda w: data_path(w.dataset),
         accurate=lambda w: classifier_inputs(w.dataset, w.threat, MIX_G),
         robust=lambda w: classifier_inputs(w.dataset, w.threat, MIX_H),
+        temperatures=mix_temperatures_input,
     output:
         spec="results/{dataset}/{threat}/models/mixnet.json",
         weights="results/{dataset}/{threat}/models/mixnet.pt",
@@ -69,16 +98,15 @@ rule fit_mixnet:
         threat=lambda w: threat_json(w.threat),
         network=J(MIX["network"]),
         fit=J(MIX["fit"]),
-        temp_g=MIX["temp_g"],
-        temp_h=MIX["temp_h"],
+        temps=mix_temperature_args,
         seed=SEED,
         checkpoint="results/{dataset}/{threat}/checkpoints/mixnet.pt",
     shell:
         tradeoff_shell(
             "fit-mixnet",
             "--seed {params.seed} --data {input.data} "
-            "--accurate {input.accurate[0]} --robust {input.robust[0]} --temp-g {params.temp_g} "
-            "--temp-h {params.temp_h} --threat {params.threat:q} --network {params.network:q} "
+            "--accurate {input.accurate[0]} --robust {input.robust[0]} {params.temps} "
+            "--threat {params.threat:q} --network {params.network:q} "
             "--fit {params.fit:q} --checkpoint {params.checkpoint} --out {output.spec} 2> {log}",
         )
 
@@ -127,6 +155,7 @@ rule robust_margins:
     input:
         data=lambda w: data_path(w.dataset),
         classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.model),
+        temperatures=mix_temperatures_input,
     output:
         records="results/{dataset}/{threat}/eval/{model}/confidence.csv",
         meta="results/{dataset}/{threat}/eval/{model}/confidence.json",
@@ -146,101 +175,14 @@ rule robust_margins:
     params:
         threat=lambda w: threat_json(w.threat),
         pgd=J(config["attacks"]["pgd"]),
-        temp_h=MIX["temp_h"],
+        temp=mix_margin_temperature_args,
         batch_size=config["attacks"]["batch_size"],
         seed=SEED,
     shell:
         tradeoff_shell(
             "robust-margins",
             "--seed {params.seed} --data {input.data} "
-            "--classifier {input.classifier[0]} --name {wildcards.model} --temp {params.temp_h} "
+            "--classifier {input.classifier[0]} --name {wildcards.model} {params.temp} "
             "--threat {params.threat:q} --params {params.pgd:q} --batch-size {params.batch_size} "
             "--out {output.records} 2> {log}",
         )
-
-
-rule figure_mixing_tradeoff:
-    """Clean against AutoAttack accuracy of the mixtures over α, the base models and the mixing network."""
-    input:
-        summary="results/summary.csv",
-    output:
-        png=report(
-            "results/figures/{threat}/mixing_tradeoff.png",
-            caption="../report/mixing_tradeoff.rst",
-            category="Mixing classifiers",
-            subcategory="{threat}",
-        ),
-        pdf="results/figures/{threat}/mixing_tradeoff.pdf",
-    log:
-        "logs/figures/{threat}/mixing_tradeoff.log",
-    benchmark:
-        "results/benchmarks/figures/{threat}/mixing_tradeoff.tsv"
-    wildcard_constraints:
-        threat=alternatives(MIX_THREATS),
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=mixing_tradeoff_args,
-    shell:
-        "tradeoff figure mixing-tradeoff --out {output.png} --args {params.args:q} 2> {log}"
-
-
-rule figure_mixing_alpha:
-    """Histogram of the mixing network's α(x) on clean inputs and on the adaptive attack's inputs."""
-    input:
-        records=lambda w: mix_adaptive_path(w.threat),
-    output:
-        png=report(
-            "results/figures/{threat}/mixing_alpha.png",
-            caption="../report/mixing_alpha.rst",
-            category="Mixing classifiers",
-            subcategory="{threat}",
-        ),
-        pdf="results/figures/{threat}/mixing_alpha.pdf",
-    log:
-        "logs/figures/{threat}/mixing_alpha.log",
-    benchmark:
-        "results/benchmarks/figures/{threat}/mixing_alpha.tsv"
-    wildcard_constraints:
-        threat=alternatives(MIX_THREATS),
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=lambda w, input: J({"records": input.records}),
-    shell:
-        "tradeoff figure mixing-alpha --out {output.png} --args {params.args:q} 2> {log}"
-
-
-rule figure_mixing_margin:
-    """The robust model's probability margins: points it gets right under attack against those it gets wrong."""
-    input:
-        records=lambda w: mix_margins_path(w.threat),
-    output:
-        png=report(
-            "results/figures/{threat}/mixing_margin.png",
-            caption="../report/mixing_margin.rst",
-            category="Mixing classifiers",
-            subcategory="{threat}",
-        ),
-        pdf="results/figures/{threat}/mixing_margin.pdf",
-    log:
-        "logs/figures/{threat}/mixing_margin.log",
-    benchmark:
-        "results/benchmarks/figures/{threat}/mixing_margin.tsv"
-    wildcard_constraints:
-        threat=alternatives(MIX_THREATS),
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=lambda w, input: J({"records": input.records}),
-    shell:
-        "tradeoff figure mixing-margin --out {output.png} --args {params.args:q} 2> {log}"

@@ -7,8 +7,6 @@
 
 localrules:
     certify_prob_merge,
-    figure_prob_kappa,
-    figure_prob_samples,
 
 
 rule certify_prob_shard:
@@ -70,61 +68,3 @@ rule certify_prob_merge:
         plan=J(PROB_PLAN),
     shell:
         "tradeoff certify-prob-merge --plan {params.plan:q} 2> {log}"
-
-
-rule figure_prob_kappa:
-    """Certified robust accuracy against κ at one threat, per training method and test."""
-    input:
-        lambda w: [prob_records(w.threat, c, t) for c in PROB_CLASSIFIERS for t in PROB_TESTS],
-    output:
-        png=report(
-            "results/figures/{threat}/prob_kappa.png",
-            caption="../report/prob_kappa.rst",
-            category="Probabilistic robustness",
-            subcategory="{threat}",
-        ),
-        pdf="results/figures/{threat}/prob_kappa.pdf",
-    log:
-        "logs/figures/{threat}/prob_kappa.log",
-    benchmark:
-        "results/benchmarks/figures/{threat}/prob_kappa.tsv"
-    wildcard_constraints:
-        threat=alternatives(PROB_THREATS),
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=prob_kappa_args,
-    shell:
-        "tradeoff figure prob-kappa --out {output.png} --args {params.args:q} 2> {log}"
-
-
-rule figure_prob_samples:
-    """Histogram of the samples the sequential test used per input, against the fixed test's."""
-    input:
-        lambda w: [prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS],
-    output:
-        png=report(
-            "results/figures/{threat}/prob_samples.png",
-            caption="../report/prob_samples.rst",
-            category="Probabilistic robustness",
-            subcategory="{threat}",
-        ),
-        pdf="results/figures/{threat}/prob_samples.pdf",
-    log:
-        "logs/figures/{threat}/prob_samples.log",
-    benchmark:
-        "results/benchmarks/figures/{threat}/prob_samples.tsv"
-    wildcard_constraints:
-        threat=alternatives(PROB_THREATS),
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=prob_samples_args,
-    shell:
-        "tradeoff figure prob-samples --out {output.png} --args {params.args:q} 2> {log}"

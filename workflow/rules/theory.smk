@@ -4,10 +4,6 @@
 # These rules have their own dataset (`tsipras`), independent of config["dataset"].
 
 
-localrules:
-    figure_tsipras,
-
-
 rule theory_train:
     """Train a linear model on Tsipras et al.'s distribution (standard or PGD adversarial training)."""
     input:
@@ -75,38 +71,3 @@ rule theory_evaluate:
             "--threat {params.threat:q} --pgd {params.pgd:q} --curve {params.curve:q} "
             "--eval-dir results/tsipras/eval --theory-dir results/tsipras/theory 2> {log}",
         )
-
-
-# Both figures in one job: starting the command line costs more CPU than drawing them.
-rule figure_tsipras:
-    """The trade-off curves against ε and the trained weights on Tsipras et al.'s distribution."""
-    input:
-        closed_forms="results/tsipras/theory/closed_forms.csv",
-        weights="results/tsipras/theory/weights.csv",
-        records=TSIPRAS_RECORDS,
-    output:
-        tradeoff=report(
-            "results/figures/tsipras_tradeoff.png",
-            caption="../report/tsipras_tradeoff.rst",
-            category="Theory (Tsipras et al.)",
-        ),
-        tradeoff_pdf="results/figures/tsipras_tradeoff.pdf",
-        weights=report(
-            "results/figures/tsipras_weights.png",
-            caption="../report/tsipras_weights.rst",
-            category="Theory (Tsipras et al.)",
-        ),
-        weights_pdf="results/figures/tsipras_weights.pdf",
-    log:
-        "logs/figures/tsipras.log",
-    benchmark:
-        "results/benchmarks/figures/tsipras.tsv"
-    conda:
-        "../../envs/plots.yaml"
-    threads: 1
-    resources:
-        **LIGHT,
-    params:
-        args=tsipras_figure_args,
-    shell:
-        "tradeoff figure tsipras --out {output.tradeoff} --args {params.args:q} 2> {log}"

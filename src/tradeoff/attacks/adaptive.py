@@ -5,7 +5,8 @@ Example Defenses": attack the whole defense, every component it has).
   :func:`era_adaptive_attack` tries both ways of fooling F (accepted while the robust model is wrong;
   rejected while the standard model is wrong);
 * the mixing network's composite h_α(x) (Bai et al., adaptive smoothing, Sec. 2.4): :func:`mixnet_attack`
-  maximizes (1−w)·L + w·BCE(γ, 1), driving α(x) towards the non-robust model;
+  maximizes (1−w)·L + w·BCE(γ, 1), driving α(x) towards the non-robust model; its evaluation attack
+  :func:`mixnet_evaluation_attack` runs it over several w, then :func:`composite_suite` on what stands;
 * for every composite, :func:`composite_suite`: targeted margin runs on the composite towards its top-k
   other classes (the strongest single attack on the mixing network in an outside evaluation) and transfer
   from each base model (margin PGD crafted on the base model, judged on the composite; Carlini et al. 2019,
@@ -292,3 +293,48 @@ def mixnet_worst_case(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, 
         best[take] = x_adv[take]
         broken_by[take] = k
     return best, broken_by
+
+
+@dataclass
+class MixnetOutcome:
+    """Per point of :func:`mixnet_evaluation_attack`: the attacked input (the clean one if nothing broke
+    it), the index in ``ws`` of the white-box run that broke it (``-1`` if none), which attack did
+    (``w=<w>``, a :func:`composite_suite` path, or ``""``) and whether it still stood when the transfer
+    runs started (all white-box attacks done)."""
+
+    x_adv: torch.Tensor
+    broken_by: torch.Tensor
+    path: list[str]
+    standing_before_transfer: torch.Tensor
+
+
+def mixnet_evaluation_attack(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat,
+                             params: Mapping[str, Any], suite: CompositeSuite, alive: torch.Tensor, *,
+                             generator: torch.Generator | None = None) -> MixnetOutcome:
+    """The mixing network's adaptive evaluation attack (Bai et al., Sec. 2.4): :func:`mixnet_worst_case` over
+    the weights ``params["w"]`` (PGD ``steps``, ``step_rel``, ``restarts``, ``momentum``, ``loss``,
+    ``schedule``), then the :class:`CompositeSuite` (targeted runs on the composite, transfer from ``g`` and
+    ``h``) on the points that are still standing, i.e. ``alive`` (e.g. correct clean and under AutoAttack)
+    and not broken by the white-box runs. All runs draw from ``generator`` in this order.
+
+    Guarantee: every ``x_adv[i]`` lies in the threat's ball and bounds; ``standing_before_transfer[i]``
+    implies ``alive[i]``.
+    """
+    ws = list(params["w"]) if isinstance(params["w"], list) else [params["w"]]
+    x_adv, broken_by = mixnet_worst_case(
+        model, x, y, threat, ws, steps=int(params["steps"]), step_rel=float(params["step_rel"]),
+        restarts=int(params["restarts"]), momentum=float(params.get("momentum", 0.0)),
+        loss=str(params.get("loss", "ce")), schedule=str(params.get("schedule", "cosine")), generator=generator)
+    path = [f"w={ws[int(k)]:g}" if k >= 0 else "" for k in broken_by.tolist()]
+    with torch.no_grad():
+        standing = (model(x_adv).argmax(1) == y) & alive.to(y.device)
+    before = standing.clone()
+    todo = torch.nonzero(standing).flatten()
+    if suite.active and len(todo):  # targeted margin runs and transfer, on the points still standing
+        extra = composite_suite(model, {"accurate": model.g, "robust": model.h}, x[todo], y[todo], threat, suite,
+                                generator=generator)
+        for j in torch.nonzero(extra.fooled).flatten().tolist():
+            x_adv[int(todo[j])] = extra.x_adv[j].to(x_adv.device)
+            path[int(todo[j])] = extra.path[j]
+            before[int(todo[j])] = bool(extra.fooled_by_transfer[j])
+    return MixnetOutcome(x_adv, broken_by, path, before)

@@ -10,7 +10,7 @@ so the attack's cost falls on the surviving points.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,21 +116,3 @@ def margin_attack(model: Model, x: torch.Tensor, y: torch.Tensor, threat: Threat
                 broken_by[i] = name
     return SuiteResult(best.cpu(), pred.cpu(), broken_by)
 
-
-def eps_sweep(model: Model, x: torch.Tensor, y: torch.Tensor, threat: Threat, factors: Sequence[float],
-              suite: MarginSuite, *, seed: int = 0, batch_size: int = 500) -> list[tuple[float, SuiteResult]]:
-    """:func:`margin_attack` at each budget ``factor``·ε (one generator per budget, seeded from ``seed``).
-
-    Guarantee: one result per factor, in the given order, each as :func:`margin_attack`'s. Used by the
-    masked-gradient checks (Carlini et al. 2019, Sec. 5.2): accuracy should fall as ε grows and reach
-    about 0 at a large ε.
-    """
-    out = []
-    for k, f in enumerate(factors):
-        if f < 0:
-            raise ValueError(f"eps factors must be non-negative, got {f}")
-        gen = torch.Generator(device="cpu").manual_seed(int(seed) * 1000 + k) if x.device.type == "cpu" else None
-        out.append((float(f) * threat.eps,
-                    margin_attack(model, x, y, threat.scaled(float(f)), suite, generator=gen,
-                                  batch_size=batch_size)))
-    return out

@@ -23,7 +23,6 @@ _WHERE = {
     "ball_sampler": "sampling",
     "certify_from_counts": "cohen",
     "certify_mixed": "mixed",
-    "certify_probabilistic": "probabilistic",
     "confidence_bounds": "mixed",
     "count_classes": "sampling",
     "cp_lower": "bounds",

@@ -32,6 +32,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,9 +42,10 @@ import torch
 from tqdm import tqdm
 
 from ..attacks.pgd import Threat
-from ..evaluate import summary_row
-from ..io import ResumableCSV
+from ..errors import TradeoffError
+from ..io import ResumableCSV, provenance, read_records, write_records
 from ..progress import Progress
+from ..records import summary_row
 from .prob_settings import ProbSettings, check_settings
 from .probabilistic import Outcome, fixed_test, replay_sequential, run_sequential_many
 from .sampling import ball_sampler, iter_predictions, point_generator
@@ -63,6 +66,10 @@ __all__ = [
     "defense_success_rate",
     "encode_counts",
     "metrics",
+    "run_prob_merge",
+    "run_prob_shard",
+    "settings_from",
+    "shard_indices",
     "summary_rows",
 ]
 
@@ -227,3 +234,136 @@ def summary_rows(dataset: str, classifier: str, test: str, frame: pd.DataFrame, 
         value, n_ok = defense_success_rate(pgd)
         rows.append(summary_row(dataset, classifier, evaluation, pgd_threat, "defense_success_rate", value, n_ok))
     return rows
+
+
+def settings_from(section: Mapping[str, Any], where: str = "--settings") -> ProbSettings:
+    """The :class:`ProbSettings` of a config's ``probabilistic`` section (with the threat's eps and norm),
+    checked by :func:`check_settings`; :class:`~tradeoff.errors.TradeoffError` naming ``where`` and the key
+    when a key is missing or a value is unusable."""
+    try:
+        settings = ProbSettings.from_mapping(section)
+    except KeyError as exc:
+        raise TradeoffError(f"{where}: missing key {exc.args[0]!r} of the probabilistic section") from None
+    except (TypeError, ValueError) as exc:
+        raise TradeoffError(f"{where}: {exc}") from None
+    try:
+        check_settings(settings)
+    except ValueError as exc:
+        raise TradeoffError(f"{where}: {exc}") from None
+    return settings
+
+
+def shard_indices(n_points: int, shard: int, shards: int) -> list[int]:
+    """Test points ``shard, shard + shards, ...`` below ``n_points``: shard ``shard`` of ``shards`` (round robin);
+    :class:`~tradeoff.errors.TradeoffError` unless 0 <= shard < shards."""
+    if not 0 <= shard < shards:
+        raise TradeoffError(f"--shard must lie in [0, {shards}), got {shard}")
+    return list(range(shard, n_points, shards))
+
+
+def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests: Sequence[str],
+                   section: Mapping[str, Any], seed: int, shard: int, shards: int, n_points: int,
+                   out: str | Path, device: torch.device | str = "cpu", stop_after: int | None = None,
+                   progress: bool = False) -> dict[str, Any] | None:
+    """The ``certify-prob`` stage: one sampling pass (:func:`certify_points`) of the classifier JSON
+    ``classifier`` (id ``name``) over shard ``shard`` of ``shards`` of the first ``n_points`` test points of the
+    dataset artifact ``data`` (0 = all), allowing every test of ``tests`` to be decided; ``section`` is the
+    config's probabilistic section (:func:`settings_from`).
+
+    Raw rows go to the resumable ``out`` (:data:`RAW_COLUMNS`), keyed by a fingerprint of the tests, settings,
+    seed, points, shard, classifier and data, so a changed setting starts afresh. ``stop_after`` samples at most
+    that many new points and keeps the progress file (to test resumption). Returns the metadata written next
+    to ``out`` once every point of the shard is done, None when stopped early.
+    """
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..train import fingerprint
+
+    settings = settings_from(section)
+    tests = sorted(set(tests))
+    splits = data_mod.load(data)
+    x, y = splits.x("test"), splits.y("test")
+    n_points = x.shape[0] if n_points <= 0 else min(n_points, x.shape[0])
+    indices = shard_indices(n_points, shard, shards)
+    spec = load_spec(classifier)
+    model = load_classifier(classifier, device)
+    run = {"tests": tests, "settings": asdict(settings), "seed": seed, "n_points": n_points,
+           "shard": shard, "shards": shards, "classifier_sha256": spec.get("sha256"),
+           "data_sha256": splits.meta.get("sha256")}
+    # A progress file is only resumed by the same run: a changed setting starts afresh.
+    run_id = fingerprint(run)
+    writer = ResumableCSV(out, RAW_COLUMNS, key=run_id)
+    if writer.rows:
+        log.info("resuming %s: %d of %d points already sampled", writer.partial, len(writer.rows), len(indices))
+    log.info("certify-prob %s on %s: %d points, %s", "+".join(tests), name, len(indices), settings)
+    todo = indices
+    if stop_after is not None:
+        done = {int(v) for v in writer.done_keys("index")}
+        todo = [i for i in indices if i not in done][:stop_after]
+    sampled = certify_points(model, x, y, todo, tests, settings, seed, writer, device, progress=progress)
+    if len(writer.rows) < len(indices):
+        writer.close()
+        log.info("stopped after %d of %d points as asked; progress kept in %s", len(writer.rows), len(indices),
+                 writer.partial)
+        return None
+    meta = {"dataset": splits.name, "classifier": name, "run_id": run_id, **run,
+            **provenance({"probabilistic": dict(section), "tests": tests}, seed)}
+    writer.finalize(meta, sort_key="index")
+    log.info("sampled %d points (%d resumed) -> %s", len(indices), len(indices) - sampled, out)
+    return meta
+
+
+SHARD_KEYS = ("settings", "tests", "seed", "n_points", "shards", "classifier_sha256", "dataset", "classifier")
+"""Sidecar keys every sampling shard of one classifier must share."""
+
+
+def run_prob_merge(shards: Sequence[str | Path], pgd_path: str | Path | None,
+                   outputs: Mapping[str, str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """The ``certify-prob-merge`` stage for one classifier: join its sampling shards and write, for each test
+    in ``outputs`` (test -> CSV), the decided records (:data:`COLUMNS`) with their summary rows; PGD records
+    ``pgd_path`` (of the same classifier) add the defense success rate. Returns the summary rows per test.
+
+    Guarantee: the shards come from one run (same :data:`SHARD_KEYS`), cover the test points 0..n_points-1
+    exactly once, were sampled for every requested test, and the PGD records are of the same classifier
+    version, else :class:`~tradeoff.errors.TradeoffError` naming the file.
+    """
+    shards = [str(p) for p in shards]
+    frames, metas = [], []
+    for path in shards:
+        frame, meta = read_records(path)
+        frames.append(frame)
+        metas.append(meta)
+    first = metas[0]
+    for path, meta in zip(shards, metas, strict=True):
+        for key in SHARD_KEYS:
+            if meta.get(key) != first.get(key):
+                raise TradeoffError(f"{path}: {key} differs from {shards[0]} (shards of different runs)")
+    raw = pd.concat(frames, ignore_index=True).sort_values("index", kind="stable").reset_index(drop=True)
+    expected = list(range(int(first["n_points"])))
+    if raw["index"].tolist() != expected:
+        raise TradeoffError(f"shards {shards} do not cover test points 0..{len(expected) - 1} exactly once")
+    settings = ProbSettings.from_mapping(first["settings"])
+    pgd = pgd_threat = None
+    if pgd_path:
+        pgd, pgd_meta = read_records(pgd_path)
+        if pgd_meta.get("classifier_sha256") != first["classifier_sha256"]:
+            raise TradeoffError(f"{pgd_path}: PGD records of another version of {first['classifier']}")
+        pgd = pgd[pgd["index"] < len(expected)]
+        pgd_threat = Threat(str(pgd_meta["norm"]), float(pgd_meta["eps"]))
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    for test, out in outputs.items():
+        if test not in first["tests"]:
+            raise TradeoffError(f"{shards[0]}: sampled for tests {first['tests']}, cannot decide {test!r}")
+        frame = decide_records(raw, test, settings)
+        rows = summary_rows(first["dataset"], first["classifier"], test, frame, settings, pgd, pgd_threat)
+        meta = {key: first[key] for key in ("dataset", "classifier", "settings", "seed", "n_points",
+                                            "classifier_sha256")}
+        write_records(out, frame.to_dict("records"), {
+            **meta, "test": test, "shards": list(shards), "pgd_records": pgd_path, "summary_rows": rows,
+            **provenance({"probabilistic": first["config"].get("probabilistic"), "test": test}, first["seed"]),
+        }, columns=COLUMNS)
+        for row in rows:
+            log.info("%s %s %s = %.4g (n=%d)", row["classifier"], row["evaluation"], row["metric"], row["value"],
+                     row["n"])
+        summaries[test] = rows
+    return summaries

@@ -22,8 +22,8 @@ Two tests are offered, both with exact binomial (Clopper-Pearson) bounds:
 For every p only one kind of error is possible (a false ROBUST needs p < 1 - kappa, a false
 NOT_ROBUST needs p >= 1 - kappa), so each test's probability of a wrong decision is at most alpha.
 
-Testing after every sample at a fixed level does NOT control the error (see
-:func:`_naive_sequential_test`, kept only to document that contrast).
+Testing after every sample at a fixed level does NOT control the error (:class:`NaiveSequentialTest`, Zhang
+et al. 2023's Algorithm 2; the claims check simulates its error rate next to :class:`SequentialTest`'s).
 """
 
 from __future__ import annotations
@@ -31,14 +31,10 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .bounds import cp_lower, cp_upper, perfect_run_lower
-
-if TYPE_CHECKING:  # torch and scipy load on first use: the test designs are part of config checks
-    import torch
 
 __all__ = [
     "Outcome",
@@ -48,7 +44,7 @@ __all__ = [
     "run_sequential",
     "run_sequential_many",
     "replay_sequential",
-    "certify_probabilistic",
+    "NaiveSequentialTest",
 ]
 
 
@@ -231,12 +227,13 @@ class SequentialTest(GroupSequentialRule):
         )
 
 
-class _NaiveSequentialTest(GroupSequentialRule):
+class NaiveSequentialTest(GroupSequentialRule):
     """Exact one-sided binomial tests at the FULL level alpha after every ``step`` samples.
 
     Does NOT control the error: repeated testing inflates it (about 6% false certifications at a
     nominal 1% for p = 1 - kappa = 0.99, alpha = 0.01, a look every 100 samples up to 10**4).
-    Only for documentation and tests.
+    Kept to measure that inflation (the claims check and ``benchmarks/sequential_samples.py``), never to
+    certify.
     """
 
     def __init__(self, kappa: float, alpha: float, n_max: int, step: int = 1) -> None:
@@ -329,69 +326,3 @@ def replay_sequential(counts: Mapping[int, int], test: GroupSequentialRule) -> t
         if outcome is not None:
             return outcome, look, k
     raise AssertionError("unreachable: the last look always decides")
-
-
-def _naive_sequential_test(
-    draw: Callable[[int], int], kappa: float, alpha: float, n_max: int, step: int = 1
-) -> tuple[Outcome, int]:
-    """Test after every ``step`` samples at fixed level alpha, stop at the first rejection.
-
-    This does NOT control the error probability (false certifications far exceed alpha); it exists
-    only to document why :class:`SequentialTest` spends alpha across its looks.
-    """
-    return run_sequential(draw, _NaiveSequentialTest(kappa, alpha, n_max, step))
-
-
-def certify_probabilistic(
-    model: torch.nn.Module | Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    reference_label: int,
-    eps: float,
-    norm: str | float,
-    kappa: float,
-    alpha: float,
-    n_max: int,
-    generator: torch.Generator,
-    batch_size: int = 1000,
-    test: Literal["sequential", "fixed"] = "sequential",
-    clamp: bool = True,
-) -> tuple[Outcome, int, int]:
-    """Test P_t[argmax model(t) = reference_label] >= 1 - kappa for t in the eps-ball around x.
-
-    Returns (outcome, successes, samples_used).  ``reference_label`` must be fixed before sampling
-    (e.g. the clean prediction).  ``norm`` is 'linf' or 'l2'; ``test`` is 'sequential'
-    (:class:`SequentialTest` with up to ``n_max`` samples) or 'fixed' (:func:`fixed_test` on exactly
-    ``n_max`` samples).
-
-    Vicinity: t = x + delta with delta uniform on the eps-ball; with ``clamp=True`` (default) t is
-    then clipped to [0, 1]^D.  Clipping is the projection onto the cube, so t stays in
-    B(x, eps) & [0, 1]^D, but its law is NOT uniform on that set: the probability of the part of the
-    ball outside the cube is moved onto the cube's faces.  The property tested is therefore
-    P_{delta ~ U(B(0, eps))}[G(clip(x + delta)) = c] >= 1 - kappa (or the unclipped one if
-    ``clamp=False``).
-
-    Guarantee: with probability at least 1 - alpha over the randomness of this call, the outcome is
-    not wrong: ROBUST implies the property holds and NOT_ROBUST implies it fails.
-    """
-    from .sampling import ball_sampler, iter_predictions
-
-    sampler = ball_sampler(eps, norm)
-    label = int(reference_label)
-    successes = 0
-
-    def draw(m: int) -> int:
-        nonlocal successes
-        s = 0
-        for preds in iter_predictions(model, x, m, sampler, batch_size, generator, clamp=clamp):
-            s += int((preds == label).sum().item())
-        successes += s
-        return s
-
-    if test == "sequential":
-        outcome, used = run_sequential(draw, SequentialTest(kappa, alpha, n_max))
-        return outcome, successes, used
-    if test == "fixed":
-        _check_kappa_alpha(kappa, alpha)
-        k = draw(n_max)
-        return fixed_test(k, n_max, kappa, alpha), k, n_max
-    raise ValueError(f"test must be 'sequential' or 'fixed', got {test!r}")

@@ -12,6 +12,7 @@ not depend on the shard it falls in, on the batch size or on whether its shard w
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,11 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import TradeoffError
 from ..io import ResumableCSV
 from ..progress import Progress
 from .cohen import ABSTAIN, Smooth, certify_from_counts
 from .mixed import certify_mixed
 from .sampling import point_generator
+
+log = logging.getLogger("tradeoff")
 
 STREAM = 1
 """Generator stream of the certification draws (other uses of the same point use other streams)."""
@@ -54,12 +58,13 @@ def shard_points(indices: Sequence[int] | np.ndarray, shard: int, shards: int) -
     return np.asarray(indices)[shard::shards]
 
 
-def _encode(values: Sequence[int]) -> str:
+def encode_class_counts(values: Sequence[int]) -> str:
+    """Class counts as a shard record's ``counts`` column: space-separated integers, one per class."""
     return " ".join(str(int(v)) for v in values)
 
 
-def decode_counts(text: str) -> np.ndarray:
-    """Class counts stored in a shard record's ``counts`` column (space-separated integers)."""
+def decode_class_counts(text: str) -> np.ndarray:
+    """Inverse of :func:`encode_class_counts`: the class counts (int64, one per class) of a shard row."""
     return np.array([int(v) for v in str(text).split()], dtype=np.int64)
 
 
@@ -100,7 +105,7 @@ def certify_shard(
         out.append({
             "index": index, "label": int(y[index]), "prediction": res.prediction, "radius": res.radius,
             "p_lower": res.p_lower, "samples": int(n0 + n), "seconds": time.perf_counter() - start,
-            "selected": int(np.argmax(counts0)), "counts": _encode(counts),
+            "selected": int(np.argmax(counts0)), "counts": encode_class_counts(counts),
         })
         logged.set_postfix(f"({k + 1}/{len(todo)} points done)")
         if progress is not None:
@@ -145,7 +150,7 @@ def mixed_records(
     rows = []
     for r in sorted(shard_rows, key=lambda r: int(r["index"])):
         index, label = int(r["index"]), int(r["label"])
-        counts = decode_counts(r["counts"])
+        counts = decode_class_counts(r["counts"])
         counts0 = np.zeros_like(counts)
         counts0[int(r["selected"])] = 1
         g = np.asarray(standard_probs[index], dtype=np.float64)
@@ -183,8 +188,9 @@ SHARD_SETTINGS = ("classifier_sha256", "data_sha256", "sigma", "n0", "n", "alpha
 
 def load_shard_rows(paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of finished shard records (checked against their sidecars), concatenated, and the settings
-    the shards share (:data:`SHARD_SETTINGS`); ``ArtifactError`` if two shards were made differently."""
-    from ..io import ArtifactError, read_records
+    the shards share (:data:`SHARD_SETTINGS`); :class:`~tradeoff.errors.TradeoffError` if two shards were made
+    differently."""
+    from ..io import read_records
 
     rows: list[dict[str, Any]] = []
     settings: dict[str, Any] | None = None
@@ -193,7 +199,7 @@ def load_shard_rows(paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], 
         mine = {k: meta.get(k) for k in SHARD_SETTINGS}
         if settings is not None and mine != settings:
             diff = sorted(k for k in SHARD_SETTINGS if mine[k] != settings[k])
-            raise ArtifactError(f"{path}: made with other settings than {paths[0]} ({', '.join(diff)})")
+            raise TradeoffError(f"{path}: made with other settings than {paths[0]} ({', '.join(diff)})")
         settings = mine
         rows.extend(frame.astype({"counts": str}).to_dict("records"))
     return rows, settings or {}
@@ -257,3 +263,146 @@ def mixed_summary_rows(dataset: str, smoothed: str, records: Sequence[Mapping[st
         rows.append(summary_row(dataset, name, "certify-mixed-rs", _l2(0.0), "abstain_rate",
                                 float(np.mean(pred == ABSTAIN)), n))
     return rows
+
+
+def _progress(total: int, enabled: bool) -> Callable[[int, int], None]:
+    """A callback (done, todo) that logs every ~10% and drives a tqdm bar when enabled."""
+    bar = None
+    if enabled:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="pt")
+    step = max(1, total // 10)
+
+    def update(done: int, todo: int) -> None:
+        if bar is not None:
+            bar.update(1)
+        if done % step == 0 or done == todo:
+            log.info("certified %d / %d points", done, todo)
+
+    return update
+
+
+def run_shard(data: str | Path, classifier: str | Path, *, sigma: float, params: Mapping[str, Any], shard: int,
+              shards: int, seed: int, out: str | Path, device: torch.device | str = "cpu",
+              stop_after: int | None = None, progress: bool = False) -> dict[str, Any] | None:
+    """The ``certify-shard`` stage: CERTIFY (:func:`certify_shard`) on shard ``shard`` of ``shards`` of the
+    selected test points of the dataset artifact ``data``, for the base classifier JSON ``classifier`` smoothed
+    at ``sigma``; ``params`` is the config's certify section (n0, n, alpha, points, batch_size).
+
+    Rows go to the resumable ``out`` (:data:`SHARD_COLUMNS`), keyed by a fingerprint of the classifier, data,
+    sigma, n0, n, alpha, seed and the shard's points (not the batch size: the rows do not depend on it), so a
+    killed job resumes from its finished points and a job with other settings starts afresh. ``stop_after``
+    certifies at most that many new points and keeps the progress file (to test resumption). Returns the
+    metadata written next to ``out`` once every point of the shard is done, None when stopped early.
+    """
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..io import provenance
+    from ..train import fingerprint
+
+    splits = data_mod.load(data)
+    x, y = splits.x("test"), splits.y("test")
+    try:
+        indices = shard_points(select_points(splits.size("test"), params.get("points"), seed), shard, shards)
+    except ValueError as exc:
+        raise TradeoffError(f"--shard {shard} --shards {shards}: {exc}") from None
+    spec = load_spec(classifier)
+    model = load_classifier(classifier, device)
+    run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta["sha256"], "sigma": sigma,
+           "n0": int(params["n0"]), "n": int(params["n"]), "alpha": float(params["alpha"]), "seed": seed,
+           "stream": STREAM, "indices": [int(i) for i in indices]}
+    # A progress file made with other settings (or another model) is never resumed: its key differs.
+    # The batch size is not part of the key: results do not depend on it.
+    records = ResumableCSV(out, SHARD_COLUMNS, key=fingerprint(run))
+    done = {int(k) for k in records.done_keys("index")}
+    todo = [int(i) for i in indices if int(i) not in done]
+    if done:
+        log.info("resuming: %d of %d points already certified", len(indices) - len(todo), len(indices))
+    if stop_after is not None:
+        todo = todo[:stop_after]
+    log.info("shard %d/%d: %d points, sigma=%g, n0=%d, n=%d, alpha=%g", shard, shards,
+             len(indices), sigma, run["n0"], run["n"], run["alpha"])
+    certify_shard(model, x, y, todo, num_classes=splits.num_classes, sigma=sigma, n0=run["n0"],
+                  n=run["n"], alpha=run["alpha"], seed=seed, batch_size=int(params["batch_size"]),
+                  out=records, device=device, progress=_progress(len(todo), progress))
+    if len(records.rows) < len(indices):
+        records.close()
+        log.info("stopped after %d of %d points as asked; progress kept in %s", len(records.rows),
+                 len(indices), records.partial)
+        return None
+    meta = {"dataset": splits.name, "shard": shard, "shards": shards, **run,
+            **provenance({"sigma": sigma, **params}, seed)}
+    records.finalize(meta, sort_key="index")
+    seconds = sum(float(r["seconds"]) for r in records.rows)
+    samples = sum(int(r["samples"]) for r in records.rows)
+    log.info("shard done: %d points, %.1f s of sampling, %.0f noisy samples/s", len(records.rows), seconds,
+             samples / seconds if seconds else float("nan"))
+    return meta
+
+
+@torch.no_grad()
+def standard_probs(spec_path: str | Path, x: torch.Tensor, indices: np.ndarray, device: torch.device | str,
+                   batch_size: int = 500) -> dict[int, np.ndarray]:
+    """softmax (float64) of the logits of the classifier ``spec_path`` at the clean test points ``indices``."""
+    from ..classifiers import load_classifier
+
+    model = load_classifier(spec_path, device)
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start:start + batch_size]
+        probs = torch.softmax(model(x[torch.as_tensor(chunk)].to(device)).double(), dim=1).cpu().numpy()
+        out.update({int(i): p for i, p in zip(chunk, probs, strict=True)})
+    return out
+
+
+def run_merge(data: str | Path, name: str, standard: str | Path, *, sigma: float, params: Mapping[str, Any],
+              seed: int, shard_records: Sequence[str | Path], out_rs: str | Path, out_mixed: str | Path,
+              device: torch.device | str = "cpu") -> list[dict[str, Any]]:
+    """The ``certify-merge`` stage: Cohen et al.'s records (``out_rs``, :data:`RS_COLUMNS`) and the mixed
+    classifier's (``out_mixed``, :data:`MIXED_COLUMNS`; standard model g = the classifier JSON ``standard``)
+    from the finished shards of the smoothed classifier ``name``; ``params`` is the config's certify section
+    (n0, n, alpha, points, radii, mix_alphas). Returns the summary rows written into both sidecars.
+
+    Guarantee: the shards cover exactly the selected test points and were sampled at this ``sigma``,
+    ``alpha``, ``seed``, n0 and n (the certificates are only valid for the settings the noise was drawn
+    with), else :class:`~tradeoff.errors.TradeoffError` naming the shard.
+    """
+    from .. import data as data_mod
+    from ..classifiers import load_spec
+    from ..io import provenance, write_records
+
+    splits = data_mod.load(data)
+    expected = select_points(splits.size("test"), params.get("points"), seed)
+    rows, settings = load_shard_rows(shard_records)
+    got = sorted(int(r["index"]) for r in rows)
+    if got != [int(i) for i in expected]:
+        raise TradeoffError(f"{shard_records[0]}: shards cover {len(got)} points, expected the {len(expected)} "
+                            "selected test points")
+    alpha, radii = float(params["alpha"]), [float(r) for r in params["radii"]]
+    # the certificates below are only valid for the sigma the noise was drawn with
+    ours = {"sigma": sigma, "alpha": alpha, "seed": seed, "n0": params.get("n0"), "n": params.get("n")}
+    wrong = sorted(k for k, v in ours.items() if v is not None and settings.get(k) != v)
+    if wrong:
+        raise TradeoffError(f"{shard_records[0]}: shards were made with other {', '.join(wrong)} "
+                            f"({', '.join(f'{k}={settings.get(k)}' for k in wrong)})")
+    rs = rs_records(rows)
+    probs = standard_probs(standard, splits.x("test"), expected, device)
+    mixed = mixed_records(rows, probs, [float(a) for a in params["mix_alphas"]], sigma, alpha)
+    base_meta = {
+        "dataset": splits.name, "classifier": name, "sigma": sigma, "alpha": alpha,
+        "points": f"{len(expected)} of {splits.size('test')} test points"
+                  + ("" if len(expected) == splits.size("test") else f" (seeded subset, seed {seed})"),
+        "shard_records": [str(p) for p in shard_records], "standard_sha256": load_spec(standard).get("sha256"),
+        "shard_settings": settings,
+        **provenance({"sigma": sigma, **params}, seed),
+    }
+    rs_rows = rs_summary_rows(splits.name, name, rs, radii)
+    write_records(out_rs, rs, {**base_meta, "method": "cohen", "summary_rows": rs_rows}, RS_COLUMNS)
+    mixed_rows = mixed_summary_rows(splits.name, name, mixed, radii)
+    write_records(out_mixed, mixed, {**base_meta, "method": "mixed", "summary_rows": mixed_rows}, MIXED_COLUMNS)
+    for row in rs_rows + mixed_rows:
+        if row["metric"] in ("certified_accuracy", "clean_accuracy"):
+            log.info("%s %s %s r=%g: %.4f (n=%d)", row["classifier"], row["evaluation"], row["metric"],
+                     row["eps"], row["value"], row["n"])
+    return rs_rows + mixed_rows

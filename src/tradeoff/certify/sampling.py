@@ -20,6 +20,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from ..seeding import seed_word
+
 __all__ = [
     "NoiseSampler",
     "GaussianNoise",
@@ -151,9 +153,8 @@ def point_generator(
     """
     if min(seed, index, stream) < 0:
         raise ValueError("seed, index and stream must be non-negative integers")
-    state = np.random.SeedSequence([int(seed), int(index), int(stream)]).generate_state(1, dtype=np.uint64)
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(state[0]))
+    gen.manual_seed(seed_word(seed, index, stream))
     return gen
 
 

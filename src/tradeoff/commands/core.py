@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..errors import TradeoffError
 from ..io import provenance, read_json, read_records, write_json, write_records
-from ..records import ATTACKS, RECORD_COLUMNS, SWEEP_COLUMNS, accuracy_rows, clean_records, evaluation_rows
+from ..io import sidecar as sidecar_of
+from ..records import ATTACKS, RECORD_COLUMNS, SWEEP_COLUMNS, accuracy_rows, evaluation_rows
 from .common import add_runtime_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
@@ -39,19 +41,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="classifier JSON; weights go to the same name with .pt")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="per-sample evaluation of a classifier under an attack")
+    p = sub.add_parser("evaluate", help="per-sample evaluations of classifiers at one threat, batch by batch")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
-    p.add_argument("--classifier", required=True, help="classifier JSON")
+    p.add_argument("--classifier", nargs="+", required=True, help="classifier JSON(s), evaluated in turn")
+    p.add_argument("--name", nargs="+", required=True, help="classifier id(s) for the summary, one per JSON")
+    p.add_argument("--out-dir", nargs="+", required=True,
+                   help="one folder per classifier: <attack>.csv for each evaluation (or, with --shards > 1, "
+                        "shards/<k>-of-<n>.csv)")
+    p.add_argument("--attacks", nargs="+", required=True, choices=list(ATTACKS),
+                   help="evaluations in the order they run (AutoAttack attacks what earlier attacks left)")
+    p.add_argument("--threat", type=json_arg, required=True)
+    p.add_argument("--params", type=json_arg, default={}, help="{evaluation: parameters} (JSON)")
+    p.add_argument("--batch-size", type=int, default=500,
+                   help="points per batch; the unit of seeding, sharding and resuming (results depend on it)")
+    p.add_argument("--shard", type=int, default=0)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("evaluate-merge", help="merge an evaluation's shards into its per-evaluation records")
     p.add_argument("--name", required=True, help="classifier id for the summary")
-    p.add_argument("--attack", required=True, choices=list(ATTACKS))
+    p.add_argument("--attacks", nargs="+", required=True, choices=list(ATTACKS))
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--params", type=json_arg, default={})
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--out", required=True)
-    p.add_argument("--clean-out", default=None,
-                   help="also write the clean evaluation's records here (read off this attack's clean predictions)")
-    p.set_defaults(func=cmd_evaluate)
+    p.add_argument("--out-dir", required=True, help="the classifier's folder (writes <attack>.csv)")
+    p.add_argument("shards", nargs="+", help="the shard records")
+    p.set_defaults(func=cmd_evaluate_merge)
 
     p = sub.add_parser("worst", help="per-point worst case over several attacks' records of one classifier")
     p.add_argument("--name", required=True, help="classifier id for the summary")
@@ -78,7 +94,7 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
     from .. import data as data_mod
 
     if args.dataset not in data_mod.DATASETS:
-        raise SystemExit(f"unknown dataset '{args.dataset}' (known: {', '.join(data_mod.DATASETS)})")
+        raise TradeoffError(f"unknown dataset '{args.dataset}' (known: {', '.join(data_mod.DATASETS)})")
     splits = data_mod.prepare(args.dataset, args.params, args.seed, args.out,
                               provenance({"dataset": args.dataset, **args.params}, args.seed))
     log.info("%s: %s", args.dataset, {s: splits.size(s) for s in data_mod.SPLITS})
@@ -135,33 +151,100 @@ def cmd_train(args: argparse.Namespace) -> None:
     })
 
 
+def progress_path(out_dir: str | Path, attacks: list[str], shard: int, shards: int) -> Path:
+    """Where an evaluation job running ``attacks`` keeps its progress: with ``shards`` > 1 the shard's
+    records ``shards/<attacks joined by +>-<shard>-of-<shards>.csv``, else a ``.partial`` file next to the
+    per-evaluation records (gone once they are written)."""
+    group = "+".join(attacks)
+    if shards > 1:
+        return Path(out_dir) / "shards" / f"{group}-{shard}-of-{shards}.csv"
+    return Path(out_dir) / f"progress-{group}.csv"
+
+
+def write_evaluations(out_dir: str | Path, dataset: str, name: str, threat: Any, rows: list[dict[str, Any]],
+                      metas: list[dict[str, Any]], attacks: list[str], params: dict[str, Any],
+                      context: dict[str, Any], seed: int | None) -> None:
+    """Write ``<out_dir>/<attack>.csv`` (and its sidecar with the summary rows) for every evaluation."""
+    from ..records import suite_results
+
+    for attack, (records, meta) in suite_results(rows, metas, attacks, threat, params).items():
+        summary = evaluation_rows(dataset, name, attack, threat, records, meta)
+        write_records(Path(out_dir) / f"{attack}.csv", records, {
+            **meta, "dataset": dataset, "classifier": name, "summary_rows": summary, **context,
+            **provenance({"attack": attack, "threat": {"norm": threat.norm, "eps": threat.eps},
+                          "params": params.get(attack, {})}, seed),
+        }, columns=SWEEP_COLUMNS if attack == "eps-sweep" else RECORD_COLUMNS)
+        log.info("%s / %s: accuracy %.4f on %d points", name, attack, summary[0]["value"], summary[0]["n"])
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .. import data as data_mod
     from ..classifiers import load_classifier, load_spec
-    from ..evaluate import attack_meta, run_attack
+    from ..evaluate import batch_starts, evaluate_batches
+    from ..io import ResumableCSV
+    from ..records import PROGRESS_COLUMNS, batch_metas
+    from ..train import fingerprint
 
+    if not len(args.classifier) == len(args.name) == len(args.out_dir):
+        raise TradeoffError("evaluate: --classifier, --name and --out-dir need one value per classifier each")
     device = runtime(args)
     splits = data_mod.load(args.data)
     threat = threat_from(args.threat, splits.bounds)
-    model = load_classifier(args.classifier, device)
     x, y = splits.x("test"), splits.y("test")
-    records, meta = run_attack(model, x, y, args.attack, threat, args.params, args.seed, device, args.batch_size)
-    spec = load_spec(args.classifier)
+    starts = batch_starts(x.shape[0], args.batch_size, args.shard, args.shards)
+    params = {a: args.params.get(a, {}) for a in args.attacks}
+    for spec_path, name, out_dir in zip(args.classifier, args.name, args.out_dir, strict=True):
+        spec = load_spec(spec_path)
+        run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta.get("sha256"),
+               "attacks": args.attacks, "threat": args.threat, "params": params, "seed": args.seed,
+               "batch_size": args.batch_size, "shard": args.shard, "shards": args.shards}
+        sharded = args.shards > 1
+        progress = ResumableCSV(progress_path(out_dir, args.attacks, args.shard, args.shards), PROGRESS_COLUMNS,
+                                key=fingerprint(run))
+        model = load_classifier(spec_path, device)
+        left = evaluate_batches(model, x, y, args.attacks, threat, params, args.seed, device, args.batch_size,
+                                starts, progress, stop_after=args.stop_after, label=f"{name}: ")
+        if left:
+            progress.close()
+            log.info("%s: stopped with %d batches to do as asked; progress kept in %s", name, left,
+                     progress.partial)
+            return
+        context = {"classifier_sha256": spec.get("sha256"), "batch_size": args.batch_size}
+        if sharded:
+            progress.finalize({"dataset": splits.name, "classifier": name, **run, **context,
+                               **provenance(run, args.seed)}, sort_key="batch")
+        else:
+            write_evaluations(out_dir, splits.name, name, threat, progress.rows, batch_metas(progress.rows),
+                              args.attacks, params, context, args.seed)
+            progress.discard()
 
-    def write(out: str, attack: str, records: list[dict[str, Any]], meta: dict[str, Any], params: Any) -> None:
-        # every row carries the threat: a robust model's clean accuracy depends on the budget it was trained at
-        rows = evaluation_rows(splits.name, args.name, attack, threat, records, meta)
-        write_records(out, records, {
-            **meta, "dataset": splits.name, "classifier": args.name, "summary_rows": rows,
-            "classifier_sha256": spec.get("sha256"),
-            **provenance({"attack": attack, "threat": args.threat, "params": params}, args.seed),
-        }, columns=SWEEP_COLUMNS if attack == "eps-sweep" else RECORD_COLUMNS)
-        log.info("%s / %s: accuracy %.4f on %d points", args.name, attack, rows[0]["value"], rows[0]["n"])
 
-    write(args.out, args.attack, records, meta, args.params)
-    if args.clean_out:
-        first = [r for r in records if r.get("eps", threat.eps) == records[0].get("eps", threat.eps)]
-        write(args.clean_out, "clean", clean_records(first), attack_meta("clean", threat, {}), {})
+def cmd_evaluate_merge(args: argparse.Namespace) -> None:
+    from ..records import batch_metas
+
+    threat = threat_from(args.threat, None)
+    rows: list[dict[str, Any]] = []
+    metas: list[dict[str, Any]] = []
+    ref: dict[str, Any] | None = None
+    for path in args.shards:
+        frame, meta = read_records(path)
+        if ref is None:
+            ref = meta
+        for key in ("classifier_sha256", "data_sha256", "attacks", "threat", "params", "seed", "batch_size",
+                    "shards"):
+            if meta.get(key) != ref.get(key):
+                raise TradeoffError(f"{path}: {key} differs from {args.shards[0]}'s: shards of different runs")
+        part = frame.astype(object).where(frame.notna(), "").to_dict("records")  # empty cells: ""
+        rows += part
+        metas += batch_metas(part)
+    assert ref is not None
+    shards = sorted(int(read_json(sidecar_of(p))["shard"]) for p in args.shards)
+    if shards != list(range(int(ref["shards"]))):
+        raise TradeoffError(f"evaluate-merge: shards {shards} given, need 0..{int(ref['shards']) - 1}")
+    write_evaluations(args.out_dir, str(ref["dataset"]), args.name, threat, rows, metas, list(args.attacks),
+                      {a: args.params.get(a, {}) for a in args.attacks},
+                      {"classifier_sha256": ref.get("classifier_sha256"), "batch_size": ref.get("batch_size"),
+                       "shards": int(ref["shards"])}, ref.get("seed"))
 
 
 def merge_inputs(path: str, threat: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
@@ -173,9 +256,9 @@ def merge_inputs(path: str, threat: Any) -> tuple[str, list[dict[str, Any]], dic
 
     frame, meta = read_records(path)
     if meta.get("attack") == "eps-sweep":
-        raise SystemExit(f"{path}: an ε-sweep has one block per budget; merge single-threat records only")
+        raise TradeoffError(f"{path}: an ε-sweep has one block per budget; merge single-threat records only")
     if meta.get("norm") != threat.norm or not math.isclose(float(meta.get("eps", math.nan)), threat.eps):
-        raise SystemExit(f"{path}: threat {meta.get('norm')} ε={meta.get('eps')} differs from {threat.norm} "
+        raise TradeoffError(f"{path}: threat {meta.get('norm')} ε={meta.get('eps')} differs from {threat.norm} "
                          f"ε={threat.eps}")
     cols = set(frame.columns)
     if "robust_accurate" in cols:
@@ -184,7 +267,7 @@ def merge_inputs(path: str, threat: Any) -> tuple[str, list[dict[str, Any]], dic
                              prediction=frame["adv_prediction"].where(frame["robust_accurate"] == 0, clean))
     missing = set(RECORD_COLUMNS) - set(frame.columns)
     if missing:
-        raise SystemExit(f"{path}: not a per-point attack record (no {', '.join(sorted(missing))})")
+        raise TradeoffError(f"{path}: not a per-point attack record (no {', '.join(sorted(missing))})")
     name = str(meta.get("attack") or Path(path).stem)
     return name, frame[RECORD_COLUMNS].to_dict("records"), meta
 
@@ -200,10 +283,10 @@ def cmd_worst(args: argparse.Namespace) -> None:
         if name in {m for m, _ in merged}:
             name = f"{name}:{Path(path).stem}"
         if metas and meta.get("dataset") != metas[0].get("dataset"):
-            raise SystemExit(f"{path}: dataset {meta.get('dataset')} differs from {metas[0].get('dataset')}")
+            raise TradeoffError(f"{path}: dataset {meta.get('dataset')} differs from {metas[0].get('dataset')}")
         sha, ref_sha = meta.get("classifier_sha256"), metas[0].get("classifier_sha256") if metas else None
         if sha is not None and ref_sha is not None and sha != ref_sha:
-            raise SystemExit(f"{path}: made for another classifier than {args.inputs[0]} (classifier_sha256)")
+            raise TradeoffError(f"{path}: made for another classifier than {args.inputs[0]} (classifier_sha256)")
         merged.append((name, recs))
         metas.append(meta)
     try:
@@ -211,7 +294,7 @@ def cmd_worst(args: argparse.Namespace) -> None:
     except RecordMismatch as exc:
         bad = next((p for (n, _), p in zip(merged, args.inputs, strict=True) if str(exc).startswith(f"{n}:")),
                    args.inputs[0])
-        raise SystemExit(f"{bad}: {exc}") from None
+        raise TradeoffError(f"{bad}: {exc}") from None
     dataset = str(metas[0].get("dataset", ""))
     rows = accuracy_rows(dataset, args.name, "worst", threat, records)
     counts = broken_by_counts(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import TradeoffError
 from ..figures import load_all
 from .common import json_arg
 
@@ -19,5 +20,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_figure(args: argparse.Namespace) -> None:
     figures = load_all()
     if args.name not in figures:
-        raise SystemExit(f"unknown figure '{args.name}' (known: {', '.join(sorted(figures))})")
+        raise TradeoffError(f"unknown figure '{args.name}' (known: {', '.join(sorted(figures))})")
     figures[args.name](out=args.out, **args.args)

@@ -2,54 +2,127 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..io import read_records
 from . import register
 from .base import accuracy_table
 from .style import new_figure, read_summary, save, threat_label
 
+ROBUST_EVALUATIONS = ("worst", "autoattack")
+"""Robust accuracy of a classifier in the trade-off figure: its per-point worst case over every attack run
+(``worst``) when the summary has it, else AutoAttack alone."""
+
+
+def robust_accuracies(summary: pd.DataFrame, dataset: str, names: list[str]
+                      ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
+    """``(clean, robust, source)`` of each classifier of ``names`` that has a clean accuracy and one of
+    :data:`ROBUST_EVALUATIONS` (the first present: ``source``); the others are left out."""
+    clean = accuracy_table(summary, dataset, "clean")
+    tables = {ev: accuracy_table(summary, dataset, ev) for ev in ROBUST_EVALUATIONS}
+    c: dict[str, float] = {}
+    r: dict[str, float] = {}
+    src: dict[str, str] = {}
+    for name in names:
+        ev = next((e for e in ROBUST_EVALUATIONS if name in tables[e]), None)
+        if name in clean and ev is not None:
+            c[name], r[name], src[name] = float(clean[name]), float(tables[ev][name]), ev
+    return c, r, src
+
+
+@dataclass
+class TradeoffPoints:
+    """The trade-off figure's numbers (fractions): per classifier (clean, robust) and the evaluation the robust
+    number comes from; per mode the curve ``[(α, classifier), ...]`` from ``g`` (α = 0) to ``h`` (α = 1)."""
+
+    clean: dict[str, float]
+    robust: dict[str, float]
+    source: dict[str, str]
+    curves: dict[str, list[tuple[float, str]]]
+
+
+def tradeoff_points(summary: pd.DataFrame, dataset: str, alphas: list[float], modes: list[str], accurate: str,
+                    robust: str) -> TradeoffPoints:
+    """Clean and robust accuracy of ``g``, ``h`` and the mixtures ``mix-<mode>-<α>`` (α strictly inside (0, 1)).
+
+    The ends of each curve are the base models' own rows: the mixture at α = 0 (1) is ``g`` (``h``) exactly
+    (:func:`tradeoff.mixing.mix_outputs`), so its robust accuracy is theirs. A classifier enters a curve
+    only if the summary has its clean accuracy and one of :data:`ROBUST_EVALUATIONS`; a mode without any
+    mixture present gets no curve.
+    """
+    names = [accurate, robust, *(f"mix-{m}-{a:g}" for m in modes for a in alphas)]
+    out = TradeoffPoints(*robust_accuracies(summary, dataset, names), {})
+    for mode in modes:
+        ids = [(0.0, accurate), *((a, f"mix-{mode}-{a:g}") for a in sorted(alphas) if 0 < a < 1), (1.0, robust)]
+        curve = [(a, c) for a, c in ids if c in out.clean]
+        if any(0 < a < 1 for a, _ in curve):
+            out.curves[mode] = curve
+    return out
+
+
+def robust_axis_label(sources: list[str], threat: str) -> str:
+    """What the robust number is: "empirical worst case" (an upper bound on the true robust accuracy, from
+    the attacks run), naming AutoAttack where a classifier has no worst-case evaluation."""
+    kinds, at = set(sources), f" at {threat}" if threat else ""
+    if kinds == {"autoattack"}:
+        return f"AutoAttack accuracy (%){at}: empirical"
+    if kinds == {"worst"}:
+        return f"robust accuracy (%){at}: empirical worst case"
+    return f"robust accuracy (%){at}: empirical worst case\n(AutoAttack alone where no worst case: open markers)"
+
 
 @register("mixing-tradeoff")
 def mixing_tradeoff(summary_path: str, out: str, dataset: str, alphas: list[float], modes: list[str],
                     accurate: str, robust: str, mixnet: str | None = None, threat: dict | None = None) -> None:
-    """Clean vs AutoAttack accuracy over α for each mixing mode (one line per mode, α annotated), the two
-    base models as stars, and the mixing network under AutoAttack and under the adaptive attack."""
+    """Clean vs robust accuracy over α for each mixing mode (one curve per mode, α annotated), the chord between
+    the two base models (stars), and the mixing network. Robust accuracy is the per-point worst case over the
+    attacks run (empirical; AutoAttack alone where the summary has no worst case, drawn open)."""
     summary = read_summary(summary_path, threat)
-    clean = accuracy_table(summary, dataset, "clean")
-    robust_acc = accuracy_table(summary, dataset, "autoattack")
+    pts = tradeoff_points(summary, dataset, alphas, modes, accurate, robust)
     adaptive = accuracy_table(summary, dataset, "adaptive")
-    fig, ax = new_figure(5.5, 4.5)
-    # Each curve runs from g alone (α = 0) through the mixtures to h alone (α = 1).
+    fig, ax = new_figure(6.0, 4.8)
+    xy = {c: (100 * pts.clean[c], 100 * pts.robust[c]) for c in pts.clean}
+    if accurate in xy and robust in xy:
+        (x0, y0), (x1, y1) = xy[accurate], xy[robust]
+        ax.plot([x0, x1], [y0, y1], ls="--", color="gray", lw=1, zorder=2,
+                label=f"chord {accurate}–{robust} (straight line)")
+    offsets = {"prob": (4, 4), "logit": (4, -10)}
     for mode, marker in zip(modes, ("o", "s", "^"), strict=False):
-        ids = [(0.0, accurate), *((a, f"mix-{mode}-{a:g}") for a in sorted(alphas) if 0 < a < 1), (1.0, robust)]
-        pts = [(a, clean[c], robust_acc[c]) for a, c in ids if c in clean and c in robust_acc]
-        if not any(0 < p[0] < 1 for p in pts):
+        if mode not in pts.curves:
             continue
-        xs, ys = [100 * p[1] for p in pts], [100 * p[2] for p in pts]
-        ax.plot(xs, ys, marker=marker, label=f"{mode} mixing", zorder=3, alpha=0.8)
-        for (a, _, _), xv, yv in zip(pts, xs, ys, strict=True):
+        curve = pts.curves[mode]
+        line = ax.plot([xy[c][0] for _, c in curve], [xy[c][1] for _, c in curve], marker=marker, ms=5,
+                       label=f"{mode} mixing (α from 0 to 1)", zorder=3, alpha=0.85)[0]
+        for a, c in curve:
+            if pts.source[c] != "worst":  # AutoAttack only: open marker on top
+                ax.scatter(*xy[c], marker=marker, s=40, facecolor="white", edgecolor=line.get_color(), zorder=4)
             if 0 < a < 1:
-                ax.annotate(f"α={a:g}", (xv, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
+                ax.annotate(f"{a:g}", xy[c], textcoords="offset points", xytext=offsets.get(mode, (4, 4)),
+                            fontsize=6, color=line.get_color())
     for name, color in ((accurate, "black"), (robust, "tab:red")):
-        if name in clean and name in robust_acc:
-            ax.scatter(100 * clean[name], 100 * robust_acc[name], marker="*", s=160, color=color,
-                       label=f"{name} (base)", zorder=4)
-    if mixnet and mixnet in clean and mixnet in robust_acc:
-        cx, ry = 100 * clean[mixnet], 100 * robust_acc[mixnet]
-        ax.scatter(cx, ry, marker="D", s=60, color="tab:green", label=f"{mixnet} (AutoAttack)", zorder=5)
-        if mixnet in adaptive:
-            ay = 100 * adaptive[mixnet]
-            # a larger open marker: it rings the AutoAttack point when both are equal
-            ax.scatter(cx, ay, marker="D", s=150, facecolor="none", edgecolor="tab:green",
-                       label=f"{mixnet} (adaptive, worst case)", zorder=5)
-            ax.annotate("", (cx, ay), (cx, ry), arrowprops={"arrowstyle": "->", "color": "tab:green"})
-    label = threat_label(summary, dataset, ("autoattack",))
+        if name in xy:
+            ax.scatter(*xy[name], marker="*", s=160, color=color, zorder=5,
+                       label=f"{name} ({'g, α = 0' if name == accurate else 'h, α = 1'})")
+    if mixnet:
+        net_clean, net_robust, net_source = robust_accuracies(summary, dataset, [mixnet])
+        if mixnet in net_clean:
+            cx, ry = 100 * net_clean[mixnet], 100 * net_robust[mixnet]
+            ax.scatter(cx, ry, marker="D", s=60, color="tab:green", zorder=6,
+                       label=f"{mixnet} ({'worst case' if net_source[mixnet] == 'worst' else 'AutoAttack'})")
+            if mixnet in adaptive and 100 * adaptive[mixnet] < ry - 1e-9:
+                ay = 100 * adaptive[mixnet]
+                ax.scatter(cx, ay, marker="D", s=150, facecolor="none", edgecolor="tab:green", zorder=6,
+                           label=f"{mixnet} (adaptive attack)")
+                ax.annotate("", (cx, ay), (cx, ry), arrowprops={"arrowstyle": "->", "color": "tab:green"})
+            pts.source[mixnet] = net_source[mixnet]
     ax.set_xlabel("clean accuracy (%)")
-    ax.set_ylabel(f"AutoAttack accuracy (%) {label}")
-    ax.set_title(f"{dataset}: mixing {accurate} with {robust}")
+    ax.set_ylabel(robust_axis_label(list(pts.source.values()),
+                                    threat_label(summary, dataset, ROBUST_EVALUATIONS)), fontsize=8)
+    ax.set_title(f"{dataset}: mixing {accurate} (g) with {robust} (h); labels: α")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     save(fig, Path(out))
