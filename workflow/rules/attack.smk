@@ -123,6 +123,10 @@ if ATTACK_SHARDS == 1:
 
 else:
 
+    localrules:
+        evaluate_merge,
+        evaluate_sweep_merge,
+
     # Sharded: each shard (every ATTACK_SHARDS-th batch of test points) is a separate, resumable job (a GPU
     # job on a cluster); a light job merges the shards into the records one unsharded job writes.
     rule evaluate_shard:
