@@ -21,7 +21,7 @@ from tradeoff.abstain import (
     robustness_metrics,
     robustness_test,
 )
-from tradeoff.attacks.adaptive import AdaptiveAttack, era_adaptive_attack
+from tradeoff.attacks.adaptive import AdaptiveAttack, LazySelection, era_adaptive_attack
 from tradeoff.attacks.pgd import Threat
 from tradeoff.classifiers import load_classifier
 from tradeoff.io import save_torch, write_json
@@ -249,6 +249,32 @@ def test_2eps_rule_accepted_points_cannot_be_fooled_and_eps_rule_points_can():
     assert (res.x_adv - x).abs().max() <= THREAT.eps + 1e-6
     assert torch.equal(composite(res.x_adv[fooled]).argmax(1), res.prediction[fooled])
     assert (res.prediction[fooled] != dec.prediction[fooled]).all()
+
+
+def test_lazy_selection_matches_the_composite_when_it_refreshes_and_keeps_the_2eps_rule_sound():
+    robust = Linear2(W, 0.0)
+    composite = Composite(robust, Constant(0), EmpiricalSelector(robust, THREAT, steps=10, step_rel=0.25))
+    margins = torch.linspace(0.05, 3.5, 60) * THREAT.eps * W1
+    margins = margins[((margins / (THREAT.eps * W1)) - margins.div(THREAT.eps * W1).round()).abs() > 0.01]
+    x = points_with_margin(margins)
+    lazy = LazySelection(composite, every=3)
+    shifted = (x + 0.5 * THREAT.eps * W.sign()[None, :]).clamp(0, 1)
+    outs = [lazy(z) for z in (x, shifted, shifted, shifted)]
+    assert torch.equal(outs[0], composite(x))  # call 0 refreshes
+    assert torch.equal(outs[3], composite(shifted))  # call 3 refreshes
+    # calls 1 and 2 reuse the decision made at x: the branch outputs at `shifted`, chosen by x's mask
+    mask = composite.selector(x).selected
+    expected = torch.where(mask[:, None], F.log_softmax(robust(shifted), 1), F.log_softmax(Constant(0)(shifted), 1))
+    assert torch.equal(outs[1], expected)
+    # the end-to-end attack with lazy refreshes: still never fools a soundly selected point, and still
+    # fools the points robust at ε only (every success is judged on the real composite)
+    dec = clean_decision(composite, x)
+    res = era_adaptive_attack(composite, x, dec.prediction, THREAT,
+                              AdaptiveAttack(steps=20, step_rel=0.1, lambdas=(0.0, 1.0), selector_refresh=5))
+    assert not (dec.sound & res.fooled).any()
+    eps_only = dec.selected & ~dec.sound
+    assert eps_only.any() and res.fooled[eps_only].all()
+    assert torch.equal(composite(res.x_adv[res.fooled]).argmax(1), res.prediction[res.fooled])
 
 
 def test_composite_equals_robust_model_where_selected_and_standard_elsewhere():

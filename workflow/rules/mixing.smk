@@ -40,34 +40,33 @@ rule mix_temperatures:
 
 
 rule mix_spec:
-    """The classifier JSON of a fixed-α mixture of the accurate and the robust model."""
+    """The classifier JSONs of the fixed-α mixtures of one mode (every α of `mixing.alphas`)."""
     input:
         accurate=lambda w: model_json(w.dataset, w.threat, MIX_G),
         robust=lambda w: model_json(w.dataset, w.threat, MIX_H),
         temperatures=mix_temperatures_input,
     output:
-        "results/{dataset}/{threat}/models/mix-{mode}-{alpha}.json",
+        [f"results/{{dataset}}/{{threat}}/models/{c}.json" for c in mix_ids("{mode}")],
     log:
-        "logs/{dataset}/{threat}/mixing/mix-{mode}-{alpha}.log",
+        "logs/{dataset}/{threat}/mixing/mix-{mode}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/mixing/mix-{mode}-{alpha}.tsv"
+        "results/benchmarks/{dataset}/{threat}/mixing/mix-{mode}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
         mode="prob|logit",
-        alpha=alternatives(MIX_ALPHAS),
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
         **LIGHT,
     params:
-        alpha=lambda w: MIX_ALPHAS[w.alpha],
+        alphas=" ".join(str(a) for a in MIX_ALPHAS.values()),
+        names=lambda w: " ".join(mix_ids(w.mode)),
         temps=mix_temperature_args,
     shell:
-        "tradeoff mix-spec --accurate {input.accurate} --robust {input.robust} --alpha {params.alpha} "
-        "--mode {wildcards.mode} {params.temps} "
-        "--name mix-{wildcards.mode}-{wildcards.alpha} --out {output} 2> {log}"
+        "tradeoff mix-spec --accurate {input.accurate} --robust {input.robust} --alpha {params.alphas} "
+        "--mode {wildcards.mode} {params.temps} --name {params.names} --out {output} 2> {log}"
 
 
 # "fit mixing network": a GPU job on a cluster (declares gpu from the config like every heavy rule).

@@ -77,15 +77,45 @@ class SuiteOutcome:
     fooled_by_transfer: torch.Tensor
 
 
+class LazySelection(torch.nn.Module):
+    """The ERA composite with an empirical selector, for gradient steps only: the selector's decision is
+    recomputed every ``every`` calls (and whenever the batch changes) and reused in between.
+
+    The decision is piecewise constant, so its gradient is zero and F's gradient is the chosen branch's
+    (BPDA, Athalye et al. 2018, Sec. 4.1); reusing the decision for a few steps changes only which branch's
+    gradient a step follows, not what counts as a success: every candidate is judged on the real
+    composite. It spares the selector's own PGD (``steps`` forward/backward passes of the robust model) on
+    most steps. Guarantee: the output equals ``composite(x)`` on every call that refreshes the decision.
+    """
+
+    def __init__(self, composite: Composite, every: int):
+        super().__init__()
+        self.composite = composite
+        self.every = max(1, int(every))
+        self.calls = 0
+        self.mask: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mask is None or self.mask.shape[0] != x.shape[0] or self.calls % self.every == 0:
+            with torch.no_grad():
+                self.mask = self.composite.selector(x.detach()).selected
+        self.calls += 1
+        rob = F.log_softmax(self.composite.robust(x), dim=1)
+        std = F.log_softmax(self.composite.standard(x), dim=1)
+        return torch.where(self.mask[:, None], rob, std)
+
+
 def composite_suite(composite: Model, bases: Mapping[str, Model], x: torch.Tensor, target: torch.Tensor,
-                    threat: Threat, suite: CompositeSuite, *, generator: torch.Generator | None = None
-                    ) -> SuiteOutcome:
+                    threat: Threat, suite: CompositeSuite, *, generator: torch.Generator | None = None,
+                    gradient_model: Model | None = None) -> SuiteOutcome:
     """Targeted margin runs on ``composite`` towards its top-``suite.targets`` other classes (ranked on the
     clean logits), then transfer from each model of ``bases``; each run only on the points still standing.
 
     Guarantee: ``fooled[i]`` ⇒ ``x_adv[i]`` ∈ B(x_i, ε) ∩ bounds and ``composite(x_adv[i]).argmax() !=
     target[i]`` (judged on the composite itself, e.g. with its selector); False only says these attacks
-    failed. ``fooled_by_transfer`` marks the points first broken by a transfer run.
+    failed. ``fooled_by_transfer`` marks the points first broken by a transfer run. ``gradient_model``
+    (default: the composite) is what the targeted runs differentiate; success is always judged on
+    ``composite``.
     """
     x = x.detach()
     n = x.shape[0]
@@ -112,8 +142,9 @@ def composite_suite(composite: Model, bases: Mapping[str, Model], x: torch.Tenso
             if len(idx) == 0:
                 break
             with torch.enable_grad():
-                cand = attack_model(composite, x[idx], target[idx], threat, steps=suite.steps, step_size=step,
-                                    restarts=suite.target_restarts, towards=towards[idx, j], generator=generator)
+                cand = attack_model(gradient_model or composite, x[idx], target[idx], threat, steps=suite.steps,
+                                    step_size=step, restarts=suite.target_restarts, towards=towards[idx, j],
+                                    generator=generator)
             judge(idx, cand, f"margin-t{j + 1}", False)
     if suite.transfer:
         for name, base in bases.items():
@@ -137,20 +168,24 @@ def composite_suite(composite: Model, bases: Mapping[str, Model], x: torch.Tenso
 class AdaptiveAttack:
     """Hyper-parameters of :func:`adaptive_attack`: PGD ``steps`` of ``step_rel``·ε, ``restarts`` per
     objective, and the weights ``lambdas`` of the term that drives the robust model to its decision
-    boundary (so that the selector rejects) in the reject-path objective."""
+    boundary (so that the selector rejects) in the reject-path objective; the composite suite's targeted
+    runs recompute an empirical selector's decision every ``selector_refresh`` steps (:class:`LazySelection`).
+    """
 
     steps: int = 40
     step_rel: float = 0.1
     restarts: int = 1
     lambdas: tuple[float, ...] = (0.0, 1.0)
     suite: CompositeSuite = CompositeSuite()
+    selector_refresh: int = 1
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> AdaptiveAttack:
         return cls(steps=int(params.get("steps", 40)), step_rel=float(params.get("step_rel", 0.1)),
                    restarts=int(params.get("restarts", 1)),
                    lambdas=tuple(float(v) for v in params.get("lambdas", (0.0, 1.0))),
-                   suite=CompositeSuite.from_mapping(params))
+                   suite=CompositeSuite.from_mapping(params),
+                   selector_refresh=int(params.get("selector_refresh", 1)))
 
 
 @dataclass
@@ -231,8 +266,10 @@ def era_adaptive_attack(composite: Composite, x: torch.Tensor, target: torch.Ten
                 path[i] = name
     todo = torch.nonzero(~fooled).flatten()
     if len(todo) and attack.suite.active:
+        lazy = (LazySelection(composite, attack.selector_refresh)
+                if hasattr(composite.selector, "indicator") and attack.selector_refresh > 1 else None)
         extra = composite_suite(composite, {"robust": rob, "standard": std}, x[todo], target[todo], threat,
-                                attack.suite, generator=generator)
+                                attack.suite, generator=generator, gradient_model=lazy)
         for j in torch.nonzero(extra.fooled).flatten().tolist():
             i = int(todo[j])
             with torch.no_grad():

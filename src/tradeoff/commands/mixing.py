@@ -27,16 +27,16 @@ log = logging.getLogger("tradeoff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mix-spec", help="describe a fixed-α mixed classifier (a JSON over two base models)")
+    p = sub.add_parser("mix-spec", help="describe fixed-α mixed classifiers (JSONs over two base models)")
     p.add_argument("--accurate", required=True, help="JSON of the accurate base model g")
     p.add_argument("--robust", required=True, help="JSON of the robust base model h")
-    p.add_argument("--alpha", type=float, required=True)
+    p.add_argument("--alpha", type=float, nargs="+", required=True, help="one weight of h per mixture")
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--temp-g", type=float, default=1.0)
     p.add_argument("--temp-h", type=float, default=1.0)
     p.add_argument("--temperatures", default=None, help="JSON of mix-temperatures (overrides --temp-g/--temp-h)")
-    p.add_argument("--name", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--name", nargs="+", required=True, help="one classifier id per α")
+    p.add_argument("--out", nargs="+", required=True, help="one JSON per α")
     p.set_defaults(func=cmd_mix_spec)
 
     p = sub.add_parser("fit-mixnet", help="fit the mixing network on the calibration split")
@@ -91,17 +91,21 @@ def _rel(target: str | Path, out: str | Path) -> str:
 
 
 def cmd_mix_spec(args: argparse.Namespace) -> None:
-    if not 0.0 <= args.alpha <= 1.0:
-        raise TradeoffError(f"--alpha must lie in [0, 1], got {args.alpha}")
+    if not len(args.alpha) == len(args.name) == len(args.out):
+        raise TradeoffError("mix-spec: --alpha, --name and --out need one value per mixture each")
+    for alpha in args.alpha:
+        if not 0.0 <= alpha <= 1.0:
+            raise TradeoffError(f"--alpha must lie in [0, 1], got {alpha}")
     apply_temperatures(args)
     g, h = read_json(args.accurate), read_json(args.robust)
     if g["dataset"] != h["dataset"] or g["num_classes"] != h["num_classes"]:
         raise ArtifactError(f"{args.accurate} and {args.robust} are models of different data")
-    body = {"kind": "mix", "name": args.name, "dataset": g["dataset"], "num_classes": g["num_classes"],
-            "accurate": _rel(args.accurate, args.out), "robust": _rel(args.robust, args.out),
-            "alpha": args.alpha, "mode": args.mode, "temp_g": args.temp_g, "temp_h": args.temp_h}
-    body["sha256"] = spec_digest({**body, "accurate_sha256": g["sha256"], "robust_sha256": h["sha256"]})
-    write_json(args.out, {**body, "accurate_sha256": g["sha256"], "robust_sha256": h["sha256"]})
+    for alpha, name, out in zip(args.alpha, args.name, args.out, strict=True):
+        body = {"kind": "mix", "name": name, "dataset": g["dataset"], "num_classes": g["num_classes"],
+                "accurate": _rel(args.accurate, out), "robust": _rel(args.robust, out),
+                "alpha": alpha, "mode": args.mode, "temp_g": args.temp_g, "temp_h": args.temp_h}
+        body["sha256"] = spec_digest({**body, "accurate_sha256": g["sha256"], "robust_sha256": h["sha256"]})
+        write_json(out, {**body, "accurate_sha256": g["sha256"], "robust_sha256": h["sha256"]})
 
 
 def cmd_fit_mixnet(args: argparse.Namespace) -> None:
