@@ -64,7 +64,8 @@ TINY_EPS = 1e-5
 # iterations; Square 5000 queries; one restart each
 STANDARD_AA = {"apgd-ce": (1, 100), "apgd-t": (9, 100), "fab-t": (9, 100), "square": (1, 5000)}
 OTHER_HEAVY = ["era_robustness", "era_composite_evaluate", "adaptive_mixnet", "robust_margins", "fit_mixnet",
-               "mix_temperatures", "era_gauss3_train", "era_gauss3_robustness", "theory_train", "theory_evaluate"]
+               "mix_temperatures", "era_gauss3_train", "era_gauss3_robustness", "theory_train", "theory_evaluate",
+               "era_robustness_shard", "era_composite_evaluate_shard", "adaptive_mixnet_shard"]
 
 
 def merge(base: dict, update: dict) -> dict:

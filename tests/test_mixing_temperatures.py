@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -12,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from tradeoff.cli import main
-from tradeoff.commands.mixing import apply_temperatures
 from tradeoff.io import ArtifactError
+from tradeoff.mix_spec import resolve_temperatures
 from tradeoff.mixing import calibration_nll, fit_temperature, model_logits
 
 torch.set_num_threads(1)
@@ -134,16 +133,13 @@ def test_mix_spec_takes_the_fitted_temperatures_and_refuses_other_models(run_dir
     assert not (d / "x.json").exists()
 
 
-def test_robust_margins_option_reads_the_robust_models_temperature(run_dir):
+def test_temperatures_are_read_only_for_the_models_they_were_fitted_for(run_dir):
     d = run_dir
     temps = json.loads((d / "temperatures.json").read_text())
-    args = argparse.Namespace(temperatures=str(d / "temperatures.json"), classifier=str(d / "other.json"), temp=1.0)
-    apply_temperatures(args)
-    assert args.temp == temps["temp_h"]
-    args = argparse.Namespace(temperatures=str(d / "temperatures.json"), classifier=str(d / "standard.json"),
-                              temp=1.0)
+    path = str(d / "temperatures.json")
+    assert resolve_temperatures(path, 1.0, 1.0, robust=d / "other.json") == (temps["temp_g"], temps["temp_h"])
     with pytest.raises(ArtifactError):
-        apply_temperatures(args)
-    untouched = argparse.Namespace(temperatures=None, temp_g=1.5, temp_h=0.5)
-    apply_temperatures(untouched)
-    assert (untouched.temp_g, untouched.temp_h) == (1.5, 0.5)
+        resolve_temperatures(path, 1.0, 1.0, robust=d / "standard.json")
+    with pytest.raises(ArtifactError):  # the roles swapped
+        resolve_temperatures(path, 1.0, 1.0, accurate=d / "other.json")
+    assert resolve_temperatures(None, 1.5, 0.5, accurate=d / "other.json") == (1.5, 0.5)

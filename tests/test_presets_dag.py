@@ -49,6 +49,21 @@ def _paths(plan: dict[str, list[str]], rule: str) -> set[str]:
     return set(plan.get(rule, []))
 
 
+def _point_paths(plan: dict[str, list[str]], rule: str, shards: int) -> set[str]:
+    """The records a per-point stage's rule writes; with ``shards`` > 1 its merge's, after checking that each
+    merged record has its ``shards`` shard jobs (``<folder>/shards/<stem>-<k>-of-<shards>.csv``)."""
+    if shards == 1:
+        return _paths(plan, rule)
+    merged, shard_jobs = _paths(plan, f"{rule}_merge"), _paths(plan, f"{rule}_shard")
+    for path in merged:
+        folder, _, name = path.rpartition("/")
+        if name.endswith(".csv"):
+            stem = name.removesuffix(".csv")
+            assert {f"{folder}/shards/{stem}-{k}-of-{shards}.csv" for k in range(shards)} <= shard_jobs, path
+    assert not _paths(plan, rule), f"{rule}: one unsharded job although attacks.shards = {shards}"
+    return merged
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_plans_every_stage(root, dry_runs, name):
     cfg = preset_config(root, name)
@@ -102,7 +117,7 @@ def test_preset_plans_every_stage(root, dry_runs, name):
             <= _paths(plan, "mix_spec")
         assert {f"results/{ds}/{t}/eval/mix-prob-{a:g}/autoattack.csv" for a in mix["alphas"]} <= evaluated
         assert f"results/{ds}/{t}/models/mixnet.pt" in _paths(plan, "fit_mixnet")
-        assert f"results/{ds}/{t}/eval/mixnet/adaptive.csv" in _paths(plan, "adaptive_mixnet")
+        assert f"results/{ds}/{t}/eval/mixnet/adaptive.csv" in _point_paths(plan, "adaptive_mixnet", n_shards)
         assert f"results/{ds}/{t}/eval/{mix['robust']}/confidence.csv" in _paths(plan, "robust_margins")
     # probabilistic certification and ERA (the composite with each robust branch), at their own budgets
     prob = cfg["probabilistic"]
@@ -111,9 +126,10 @@ def test_preset_plans_every_stage(root, dry_runs, name):
     era = cfg["era"]
     composites = ["era-composite", *(f"era-composite-{b}" for b in era["composite"]["compare"])]
     for t in at(era):
-        assert {f"results/{ds}/{t}/eval/{m}/robustness.csv" for m in era["models"]} <= _paths(plan, "era_robustness")
+        assert {f"results/{ds}/{t}/eval/{m}/robustness.csv" for m in era["models"]} \
+            <= _point_paths(plan, "era_robustness", n_shards)
         assert {f"results/{ds}/{t}/eval/{c}/adaptive.csv" for c in composites} \
-            <= _paths(plan, "era_composite_evaluate")
+            <= _point_paths(plan, "era_composite_evaluate", n_shards)
     assert "results/summary.csv" in _paths(plan, "summary")
     # the zoo rule exists only when the config names zoo models
     assert ("zoo_fetch" in plan) == bool(zoo)

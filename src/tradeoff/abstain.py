@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,36 +39,14 @@ from .certify.cohen import ABSTAIN, Smooth, certify_from_counts
 from .certify.sampling import point_generator
 from .classifiers import load_classifier, register_kind
 from .io import read_json
+from .point_records import robustness_metrics as robustness_metrics  # re-exported: the metrics of this module
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger("tradeoff")
 
 # ----------------------------------------------------------------------------------------------------------
-# Metrics
+# Metrics (robust accuracy and inaccuracy: :func:`tradeoff.point_records.robustness_metrics`)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def robustness_metrics(correct: Sequence[bool] | np.ndarray, robust: Sequence[bool] | np.ndarray
-                       ) -> dict[str, float]:
-    """Robust accuracy, robust inaccuracy and the non-robust rate from per-sample indicators.
-
-    Guarantee: the three rates are non-negative and sum to 1; robust accuracy + robust inaccuracy equals
-    the fraction of robust points, and robust accuracy ≤ clean accuracy.
-    """
-    c = np.asarray(correct, dtype=bool)
-    r = np.asarray(robust, dtype=bool)
-    if c.shape != r.shape:
-        raise ValueError(f"correct {c.shape} and robust {r.shape} differ in shape")
-    n = c.size
-    if n == 0:
-        return {"accuracy": math.nan, "robust_accuracy": math.nan, "robust_inaccuracy": math.nan,
-                "non_robust": math.nan}
-    return {
-        "accuracy": float(c.mean()),
-        "robust_accuracy": float((c & r).mean()),
-        "robust_inaccuracy": float((~c & r).mean()),
-        "non_robust": float((~r).mean()),
-    }
 
 
 def compositional_indicators(selected: np.ndarray, acc_rob: np.ndarray, rob_rob: np.ndarray,

@@ -56,6 +56,18 @@ def environment_report() -> dict[str, object]:
     return report
 
 
+def write_environment_report(out: str | os.PathLike, device: torch.device, gpus_requested: int) -> dict[str, object]:
+    """Log and write to ``out`` (JSON) the :func:`environment_report` with the job's ``device``, the GPUs it
+    requested, its SLURM job id (None outside SLURM) and host name; returns the report."""
+    from .io import write_json
+
+    report = {**environment_report(), "device": str(device), "gpus_requested": gpus_requested,
+              "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "hostname": os.uname().nodename}
+    log.info("environment: %s", report)
+    write_json(out, report)
+    return report
+
+
 def set_threads(threads: int) -> None:
     """Limit torch's intra-op threads to what the job was given."""
     torch.set_num_threads(max(1, int(threads)))

@@ -1,6 +1,7 @@
 """The ERA stage's evaluations (Merkli et al., "Just Avoid Robust Inaccuracy", 2023): per-point robustness
 records of a model and the evaluation of the compositional classifier, each a resumable per-point job
-(:mod:`tradeoff.resume`) whose record columns and summary rows are declared here.
+(:mod:`tradeoff.resume`) whose record columns and summary rows are declared in the torch-free
+:mod:`tradeoff.point_records` (a merge of shards computes them without torch).
 
 * :func:`robustness_records`: per test point, an attack towards changing the model's own prediction
   (:func:`~tradeoff.abstain.robustness_test`); robust accuracy is 1[ŷ = y]·robust, robust inaccuracy
@@ -27,7 +28,6 @@ from .abstain import (
     RobustnessAttack,
     clean_decision,
     compositional_indicators,
-    robustness_metrics,
     robustness_test,
 )
 from .attacks.adaptive import AdaptiveAttack, era_adaptive_attack
@@ -35,51 +35,22 @@ from .attacks.pgd import Threat
 from .data import Splits
 from .errors import TradeoffError
 from .evaluate import perturbation_size, predict
-from .io import provenance, read_records, write_records
-from .records import summary_row
-from .resume import PointJob, StageOutput, chunk_generator
+from .io import read_records, write_records
+from .point_records import (
+    COMPOSITE_COLUMNS,
+    ROBUSTNESS_COLUMNS,
+    composite_summary,
+    finish_context,
+    robustness_summary,
+)
+from .resume import PointJob, StageOutput, chunk_generator, stage_output
 
-__all__ = ["COMPOSITE_COLUMNS", "ROBUSTNESS_COLUMNS", "composite_evaluation", "robustness_records",
-           "robustness_summary", "write_grid"]
-
-ROBUSTNESS_COLUMNS = ["index", "label", "clean_prediction", "adv_prediction", "correct", "robust",
-                      "robust_accurate", "robust_inaccurate", "flipped_by", "perturbation"]
-"""Columns of :func:`robustness_records` (``x0``, ``x1`` follow when the 2-D coordinates are asked for)."""
-COMPOSITE_COLUMNS = ["index", "label", "selected", "sound", "branch_prediction", "standard_prediction",
-                     "prediction", "correct", "formula_correct", "formula_robust", "attack_robust", "robust",
-                     "robust_accurate", "robust_inaccurate", "adv_prediction", "adv_selected", "fooled_by",
-                     "perturbation", "selector_false_accept"]
-"""Columns of :func:`composite_evaluation`."""
-
-
-def _bools(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
-    return np.array([int(float(r[key])) for r in rows], dtype=bool)
-
-
-def _rate(rows: Sequence[Mapping[str, Any]], *keys: str) -> float:
-    """Fraction of rows where every indicator column of ``keys`` is 1 (NaN without rows)."""
-    hit = np.ones(len(rows), dtype=bool)
-    for key in keys:
-        hit &= _bools(rows, key)
-    return float(hit.mean()) if len(rows) else float("nan")
-
+__all__ = ["COMPOSITE_COLUMNS", "ROBUSTNESS_COLUMNS", "composite_evaluation", "composite_summary",
+           "robustness_records", "robustness_summary", "write_grid"]
 
 # ----------------------------------------------------------------------------------------------------------
 # Robustness records
 # ----------------------------------------------------------------------------------------------------------
-
-
-def robustness_summary(dataset: str, name: str, threat: Threat, rows: Sequence[Mapping[str, Any]],
-                       clean_row: bool) -> list[dict[str, Any]]:
-    """Summary rows of robustness records: ``robustness`` / accuracy (= robust accuracy) and
-    robust_inaccuracy (and ``clean`` / accuracy when asked)."""
-    m = robustness_metrics(_bools(rows, "correct"), _bools(rows, "robust"))
-    n = len(rows)
-    out = [summary_row(dataset, name, "robustness", threat, "accuracy", m["robust_accuracy"], n),
-           summary_row(dataset, name, "robustness", threat, "robust_inaccuracy", m["robust_inaccuracy"], n)]
-    if clean_row:
-        out.insert(0, summary_row(dataset, name, "clean", threat, "accuracy", m["accuracy"], n))
-    return out
 
 
 def label_attack_flips(path: str, threat: Threat, n: int
@@ -104,7 +75,7 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
                        name: str, classifier_sha256: str | None, threat_spec: Mapping[str, Any], out: str | Path,
                        seed: int, batch_size: int, device: torch.device, combine: Sequence[str] = (),
                        combine_decides_correct: bool = False, coordinates: bool = False, clean_row: bool = False,
-                       stop_after: int | None = None) -> StageOutput:
+                       stop_after: int | None = None, shard: int = 0, shards: int = 1) -> StageOutput:
     """Robustness records of ``model`` on the test split, written to ``out`` as a resumable job.
 
     Per point: the attack of ``params`` (:class:`~tradeoff.abstain.RobustnessAttack`) towards changing the
@@ -116,7 +87,8 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
     differ). Guarantees: ``robust_accurate = correct·robust``,
     ``robust_inaccurate = (1 − correct)·robust``; the chunk starting at index ``s`` draws from
     ``chunk_generator(seed, s)`` (and pyautoattack from ``seed + s``), so the records do not depend on
-    where a previous run was killed.
+    where a previous run was killed. With ``shards`` > 1 only shard ``shard``'s chunks are run
+    (:class:`~tradeoff.resume.PointJob`); its rows are those of the whole job's at the same indices.
     """
     attack = RobustnessAttack.from_mapping(params)
     x, y = splits.x("test"), splits.y("test")
@@ -129,7 +101,7 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
            "params": dict(params), "combine": [f[5] for f in flips], "coordinates": coordinates, "seed": seed,
            "batch_size": batch_size}
     columns = ROBUSTNESS_COLUMNS + (["x0", "x1"] if coordinates else [])
-    job = PointJob(out, columns, run, len(y), batch_size, stop_after)
+    job = PointJob(out, columns, run, len(y), batch_size, stop_after, shard, shards)
     for idx in job.chunks():
         start = int(idx[0])
         clean_pred = predict(model, x[idx], len(idx), device)
@@ -158,17 +130,12 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
             if coordinates:
                 row.update(x0=float(x[i].flatten()[0]), x1=float(x[i].flatten()[1]))
             job.add(row)
-    if not job.complete:
-        return StageOutput(job, [], {})
-    summary = robustness_summary(splits.name, name, threat, job.rows, clean_row)
-    meta = {
-        "attack": "robustness", "norm": threat.norm, "eps": threat.eps, "params": dict(params),
-        "combined_with": list(combine), "combine_decides_correct": combine_decides_correct,
-        "dataset": splits.name, "classifier": name, "summary_rows": summary,
-        "classifier_sha256": classifier_sha256,
-        **provenance({"attack": "robustness", "threat": dict(threat_spec), "params": dict(params)}, seed),
-    }
-    return StageOutput(job, summary, meta)
+    meta = {"attack": "robustness", "norm": threat.norm, "eps": threat.eps, "params": dict(params),
+            "combined_with": list(combine), "combine_decides_correct": combine_decides_correct,
+            "dataset": splits.name, "classifier": name, "classifier_sha256": classifier_sha256}
+    return stage_output(job, finish_context(
+        "robustness", dataset=splits.name, name=name, threat=threat, option=clean_row, meta=meta,
+        config={"attack": "robustness", "threat": dict(threat_spec), "params": dict(params)}, seed=seed))
 
 
 def write_grid(model: torch.nn.Module, x: torch.Tensor, size: int, out: str | Path, device: torch.device,
@@ -208,39 +175,11 @@ def _check_predictions(pred: torch.Tensor, recorded: np.ndarray, path: str) -> N
         raise TradeoffError(f"{path}: its clean predictions differ from the model's (records of another model?)")
 
 
-def composite_summary(dataset: str, name: str, threat: Threat, rows: Sequence[Mapping[str, Any]],
-                      strong: bool) -> list[dict[str, Any]]:
-    """Summary rows of the composite's records: ``clean`` accuracy, selection_rate, sound_selection_rate
-    (and selector_false_accept_rate with a strong test); ``adaptive`` accuracy (robust and correct by both
-    evaluations), robust_inaccuracy, formula_accuracy, attack_accuracy, accuracy_before_transfer."""
-    n = len(rows)
-    summary = [
-        summary_row(dataset, name, "clean", threat, "accuracy", _rate(rows, "correct"), n),
-        summary_row(dataset, name, "clean", threat, "selection_rate", _rate(rows, "selected"), n),
-        summary_row(dataset, name, "clean", threat, "sound_selection_rate", _rate(rows, "sound"), n),
-        summary_row(dataset, name, "adaptive", threat, "accuracy", _rate(rows, "robust_accurate"), n),
-        summary_row(dataset, name, "adaptive", threat, "robust_inaccuracy", _rate(rows, "robust_inaccurate"), n),
-        summary_row(dataset, name, "adaptive", threat, "formula_accuracy",
-                    _rate(rows, "formula_correct", "formula_robust"), n),
-        summary_row(dataset, name, "adaptive", threat, "attack_accuracy", _rate(rows, "correct", "attack_robust"),
-                    n),
-        summary_row(dataset, name, "adaptive", threat, "accuracy_before_transfer",
-                    float(np.mean([int(float(r["correct"])) and (int(float(r["attack_robust"]))
-                                                                 or str(r["fooled_by"]).startswith("transfer"))
-                                   for r in rows])) if n else float("nan"), n),
-    ]
-    if strong:
-        accepted = [r for r in rows if int(float(r["selected"]))]
-        summary.append(summary_row(dataset, name, "clean", threat, "selector_false_accept_rate",
-                                   _rate(accepted, "selector_false_accept"), len(accepted)))
-    return summary
-
-
 def composite_evaluation(composite: Composite, spec: Mapping[str, Any], splits: Splits, threat: Threat, *,
                          name: str, params: Mapping[str, Any], suite: Mapping[str, Any],
                          strong: Mapping[str, Any] | None, robust_records: str, standard_records: str,
                          out: str | Path, seed: int, batch_size: int, device: torch.device,
-                         stop_after: int | None = None) -> StageOutput:
+                         stop_after: int | None = None, shard: int = 0, shards: int = 1) -> StageOutput:
     """Per test point: the composite's clean prediction (runtime selector), the reference code's
     joined-records robustness (selector at 2ε, parts' robustness records at ε) and the end-to-end adaptive
     attack, written to ``out`` as a resumable job.
@@ -248,7 +187,8 @@ def composite_evaluation(composite: Composite, spec: Mapping[str, Any], splits: 
     Guarantees: a point counts as robust only if both evaluations say so, and robust accuracy also needs the
     formula's correctness (so it is at most both the formula's and the attack's robust accuracy); the chunk
     starting at ``s`` draws the clean decision from ``chunk_generator(seed + 1, s)`` and the attack from
-    ``chunk_generator(seed, s)``, so the records do not depend on where a previous run was killed.
+    ``chunk_generator(seed, s)``, so the records do not depend on where a previous run was killed. With
+    ``shards`` > 1 only shard ``shard``'s chunks are run (:class:`~tradeoff.resume.PointJob`).
     """
     attack = AdaptiveAttack.from_mapping({**params, **suite})
     strong_attack = None if strong is None else RobustnessAttack.from_mapping(strong)
@@ -259,7 +199,7 @@ def composite_evaluation(composite: Composite, spec: Mapping[str, Any], splits: 
            "data_sha256": splits.meta.get("sha256"), "threat": [threat.norm, threat.eps, threat.bounds],
            "robust_records_sha256": rob_sha, "standard_records_sha256": std_sha, "params": dict(params),
            "suite": dict(suite), "strong": strong, "seed": seed, "batch_size": batch_size}
-    job = PointJob(out, COMPOSITE_COLUMNS, run, len(y), batch_size, stop_after)
+    job = PointJob(out, COMPOSITE_COLUMNS, run, len(y), batch_size, stop_after, shard, shards)
     for idx in job.chunks():
         xb, yb = x[idx].to(device), y[idx].to(device)
         i_np = idx.numpy()
@@ -293,15 +233,10 @@ def composite_evaluation(composite: Composite, spec: Mapping[str, Any], splits: 
                 "selector_false_accept": "" if dec.strong_flip_eps is None
                 else int(bool(dec.selected[j]) and bool(dec.strong_flip_eps[j])),
             })
-    if not job.complete:
-        return StageOutput(job, [], {})
-    summary = composite_summary(splits.name, name, threat, job.sink.rows, strong_attack is not None)
-    meta = {
-        "attack": "adaptive", "norm": threat.norm, "eps": threat.eps, "params": dict(params),
-        "suite": dict(suite), "strong": strong, "selector": spec["selector"], "dataset": splits.name,
-        "classifier": name, "summary_rows": summary,
-        "classifier_sha256": spec.get("sha256"),
-        **provenance({"attack": "adaptive", "params": dict(params), "selector": spec["selector"],
-                      "threat": spec["threat"]}, seed),
-    }
-    return StageOutput(job, summary, meta)
+    meta = {"attack": "adaptive", "norm": threat.norm, "eps": threat.eps, "params": dict(params),
+            "suite": dict(suite), "strong": strong, "selector": spec["selector"], "dataset": splits.name,
+            "classifier": name, "classifier_sha256": spec.get("sha256")}
+    return stage_output(job, finish_context(
+        "era-composite", dataset=splits.name, name=name, threat=threat, option=strong_attack is not None,
+        meta=meta, config={"attack": "adaptive", "params": dict(params), "selector": spec["selector"],
+                           "threat": spec["threat"]}, seed=seed))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -214,6 +215,66 @@ def evaluate_batches(model: Model, x: torch.Tensor, y: torch.Tensor, attacks: Se
         bar.update(1)
     bar.close()
     return 0
+
+
+def progress_path(out_dir: str | Path, attacks: Sequence[str], shard: int, shards: int) -> Path:
+    """Where an evaluation job running ``attacks`` keeps its progress: with ``shards`` > 1 the shard's
+    records ``shards/<attacks joined by +>-<shard>-of-<shards>.csv``, else a ``.partial`` file next to the
+    per-evaluation records (gone once they are written)."""
+    group = "+".join(attacks)
+    if shards > 1:
+        return Path(out_dir) / "shards" / f"{group}-{shard}-of-{shards}.csv"
+    return Path(out_dir) / f"progress-{group}.csv"
+
+
+def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]], attacks: Sequence[str],
+                   threat_spec: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]], *, seed: int,
+                   device: torch.device, batch_size: int, shard: int = 0, shards: int = 1,
+                   stop_after: int | None = None) -> bool:
+    """The ``evaluate`` stage: every evaluation of ``attacks`` on the test split of ``data`` for each
+    ``(classifier JSON, classifier id, output folder)`` of ``classifiers`` in turn, batch by batch
+    (:func:`evaluate_batches`), resumable from :func:`progress_path`.
+
+    Unsharded, writes ``<folder>/<attack>.csv`` per evaluation (:func:`~tradeoff.records.write_evaluations`);
+    with ``shards`` > 1, the shard's records (:data:`PROGRESS_COLUMNS`, closed with the run's description
+    that :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
+    a classifier with batches left (its progress is kept and later classifiers are not started), else True.
+    """
+    from . import data as data_mod
+    from .classifiers import load_classifier, load_spec
+    from .io import provenance
+    from .records import batch_metas, write_evaluations
+    from .train import fingerprint
+
+    splits = data_mod.load(data)
+    threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)
+    x, y = splits.x("test"), splits.y("test")
+    starts = batch_starts(x.shape[0], batch_size, shard, shards)
+    params = {a: params.get(a, {}) for a in attacks}
+    for spec_path, name, out_dir in classifiers:
+        spec = load_spec(spec_path)
+        run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta.get("sha256"),
+               "attacks": list(attacks), "threat": threat_spec, "params": params, "seed": seed,
+               "batch_size": batch_size, "shard": shard, "shards": shards}
+        progress = ResumableCSV(progress_path(out_dir, attacks, shard, shards), PROGRESS_COLUMNS,
+                                key=fingerprint(run))
+        model = load_classifier(spec_path, device)
+        left = evaluate_batches(model, x, y, attacks, threat, params, seed, device, batch_size, starts, progress,
+                                stop_after=stop_after, label=f"{name}: ")
+        if left:
+            progress.close()
+            log.info("%s: stopped with %d batches to do as asked; progress kept in %s", name, left,
+                     progress.partial)
+            return False
+        context = {"classifier_sha256": spec.get("sha256"), "batch_size": batch_size}
+        if shards > 1:
+            progress.finalize({"dataset": splits.name, "classifier": name, **run, **context,
+                               **provenance(run, seed)}, sort_key="batch")
+        else:
+            write_evaluations(out_dir, splits.name, name, threat, progress.rows, batch_metas(progress.rows),
+                              list(attacks), params, context, seed)
+            progress.discard()
+    return True
 
 
 def run_attack(

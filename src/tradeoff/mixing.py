@@ -16,15 +16,14 @@ The mixing network, its fitting objective (composite loss of §2.3 on clean and 
 adversarial inputs, §2.2) and the adaptive evaluation attack (§2.4) are written here because no library
 implements them; attacks use the one PGD loop of :mod:`tradeoff.attacks.pgd`.
 
-The mixing stage's jobs are functions here too: :func:`fit_mixing_network`, :func:`adaptive_evaluation`
-(a resumable per-point job, :mod:`tradeoff.resume`) and :func:`margin_records`; each declares the record
-columns and summary rows it makes.
+The mixing stage's jobs are functions here too: :func:`write_temperatures`, :func:`fit_mixnet_classifier`
+(over :func:`fit_mixing_network`), :func:`adaptive_evaluation` (a resumable per-point job,
+:mod:`tradeoff.resume`) and :func:`write_margins` (over :func:`margin_records`); each declares the record
+columns and summary rows it makes. The descriptions of fixed-α mixtures need no torch: :mod:`tradeoff.mix_spec`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -39,16 +38,19 @@ from torch import nn
 
 from .attacks.adaptive import CompositeSuite, mixnet_evaluation_attack
 from .attacks.pgd import LOSSES, Threat, attack_model, dlr_targeted_loss, pgd
-from .classifiers import load_classifier, register_kind
+from .classifiers import load_classifier, load_spec, register_kind
 from .data import Splits
+from .data import load as load_splits
 from .evaluate import perturbation_size
-from .io import ArtifactError, load_torch, provenance, read_records
+from .io import ArtifactError, load_torch, provenance, read_records, save_torch, write_json, write_records
+from .mix_spec import MODES, relative_path, resolve_temperatures, spec_digest
 from .models import _WideBlock
+from .point_records import ADAPTIVE_COLUMNS, ADAPTIVE_METRICS, finish_context  # noqa: F401  (METRICS: re-exported)
 from .records import summary_row
-from .resume import PointJob, StageOutput, chunk_generator
+from .resume import PointJob, StageOutput, chunk_generator, stage_output
 from .train import TrainConfig, fingerprint, train
 
-MODES = ("prob", "logit")
+log = logging.getLogger("tradeoff")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -294,6 +296,31 @@ def calibrate_temperatures(g: nn.Module, h: nn.Module, x: torch.Tensor, y: torch
     return {name: fit_temperature(model_logits(m, x, batch_size, device), y) for name, m in (("g", g), ("h", h))}
 
 
+def write_temperatures(data: str | Path, accurate: str | Path, robust: str | Path, out: str | Path, *,
+                       batch_size: int, seed: int, device: torch.device) -> dict[str, Any]:
+    """The ``mix-temperatures`` stage: fit ``T_g`` and ``T_h`` of the base models ``accurate`` and ``robust``
+    on the calibration split of ``data`` (:func:`calibrate_temperatures`), log each fit and write ``out``
+    (JSON: the temperatures, the NLL before and after, the checksums of both models and of the data, which
+    :func:`~tradeoff.mix_spec.resolve_temperatures` checks). Returns the JSON written."""
+    splits = load_splits(data)
+    g, h = load_classifier(accurate, device), load_classifier(robust, device)
+    fits = calibrate_temperatures(g, h, splits.x("calib"), splits.y("calib"), batch_size, device)
+    for role, fit in fits.items():
+        log.info("T_%s = %.4g: calibration NLL %.4f → %.4f (%d points)", role, fit.temp, fit.nll_before,
+                 fit.nll_after, fit.n)
+    bases = {"accurate_sha256": load_spec(accurate)["sha256"], "robust_sha256": load_spec(robust)["sha256"],
+             "data_sha256": splits.meta["sha256"]}
+    body = {
+        "temp_g": fits["g"].temp, "temp_h": fits["h"].temp, "split": "calib", "n": fits["g"].n,
+        "method": "temperature scaling (Guo et al. 2017): T minimizing the calibration NLL of softmax(T·logits)",
+        "bounds": list(TEMP_BOUNDS),
+        "nll": {role: {"before": fit.nll_before, "after": fit.nll_after} for role, fit in fits.items()},
+        **bases, **provenance({"accurate": str(accurate), "robust": str(robust), **bases}, seed),
+    }
+    write_json(out, body)
+    return body
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Losses and attacks on the composite (§2.2–2.4)
 # ----------------------------------------------------------------------------------------------------------
@@ -470,11 +497,6 @@ def probability_margin(logits: torch.Tensor, temp: float = 1.0) -> tuple[torch.T
 # ----------------------------------------------------------------------------------------------------------
 
 
-def spec_digest(obj: Any) -> str:
-    """SHA-256 of a JSON-able description (the identity of a composite without weights of its own)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _base(spec_path: Path, name: str, device: torch.device) -> nn.Module:
     return load_classifier(spec_path.parent / name, device)
 
@@ -552,36 +574,47 @@ def fit_mixing_network(g: nn.Module, h: nn.Module, splits: Splits, threat: Threa
     return net.cpu(), history, run_config
 
 
+def fit_mixnet_classifier(data: str | Path, accurate: str | Path, robust: str | Path, out: str | Path, *,
+                          threat: Mapping[str, Any], fit: Mapping[str, Any], network: Mapping[str, Any], name: str,
+                          checkpoint: str | Path, seed: int, device: torch.device, temp_g: float = 1.0,
+                          temp_h: float = 1.0, temperatures: str | Path | None = None,
+                          progress: bool = True) -> dict[str, Any]:
+    """The ``fit-mixnet`` stage: :func:`fit_mixing_network` over the base models ``accurate`` and ``robust`` on
+    the calibration split of ``data`` at ``threat`` (``{norm, eps}``), with the temperatures of
+    :func:`~tradeoff.mix_spec.resolve_temperatures`; writes the classifier JSON ``out`` (kind ``mixnet``,
+    paths relative to it) and the network's weights next to it (``.pt``). Returns the JSON written."""
+    temp_g, temp_h = resolve_temperatures(temperatures, temp_g, temp_h, accurate=accurate, robust=robust)
+    splits = load_splits(data)
+    bases = {"accurate_sha256": load_spec(accurate)["sha256"], "robust_sha256": load_spec(robust)["sha256"]}
+    net, history, run_config = fit_mixing_network(
+        load_classifier(accurate, device), load_classifier(robust, device), splits,
+        Threat(str(threat["norm"]), float(threat["eps"]), splits.bounds), fit=fit, network=network, temp_g=temp_g,
+        temp_h=temp_h, name=name, threat_spec=threat, bases=bases, checkpoint=checkpoint, seed=seed, device=device,
+        progress=progress)
+    digest = save_torch(net.state_dict(), Path(out).with_suffix(".pt"))
+    body = {"kind": "mixnet", "name": name, "dataset": splits.name, "num_classes": splits.num_classes,
+            "accurate": relative_path(accurate, out), "robust": relative_path(robust, out), "mode": "prob",
+            "temp_g": temp_g, "temp_h": temp_h, "network": run_config["network"], "weights_sha256": digest}
+    body["sha256"] = spec_digest({**body, **bases})
+    spec = {**body, **bases, "history": history, **provenance(run_config, seed)}
+    write_json(out, spec)
+    return spec
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Evaluation records of the mixing stage: the adaptive evaluation (§2.4) and the robust model's margins
 # ----------------------------------------------------------------------------------------------------------
 
-ADAPTIVE_COLUMNS = ["index", "label", "clean_prediction", "autoattack_prediction", "adaptive_prediction",
-                    "prediction", "correct", "correct_autoattack", "correct_adaptive", "perturbation",
-                    "alpha_clean", "alpha_adaptive", "gamma_clean", "gamma_adaptive", "adaptive_w",
-                    "adaptive_by", "standing_before_transfer"]
-"""Columns of :func:`adaptive_evaluation`."""
-ADAPTIVE_METRICS = (("accuracy", "correct"), ("accuracy_autoattack", "correct_autoattack"),
-                    ("accuracy_adaptive_only", "correct_adaptive"), ("mean_alpha_clean", "alpha_clean"),
-                    ("mean_alpha_attacked", "alpha_adaptive"), ("accuracy_before_transfer", "standing_before_transfer"))
-"""Summary rows (evaluation ``adaptive``) of :func:`adaptive_evaluation`: (metric, mean of this column)."""
 MARGIN_COLUMNS = ["index", "label", "clean_prediction", "clean_margin", "clean_correct", "adv_prediction",
                   "adv_margin", "adv_correct", "perturbation"]
 """Columns of :func:`margin_records`."""
 
 
-def _counts(values: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        if v:
-            out[str(v)] = out.get(str(v), 0) + 1
-    return out
-
-
 def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits: Splits, threat: Threat, *,
                         name: str, autoattack: str, params: Mapping[str, Any], suite: Mapping[str, Any],
                         threat_spec: Mapping[str, Any], out: str | Path, seed: int, batch_size: int,
-                        device: torch.device, stop_after: int | None = None) -> StageOutput:
+                        device: torch.device, stop_after: int | None = None, shard: int = 0,
+                        shards: int = 1) -> StageOutput:
     """The mixing network's adaptive evaluation, written to ``out`` as a resumable job: per test point the
     worst case of its AutoAttack record (``autoattack``, of the same classifier) and
     :func:`~tradeoff.attacks.adaptive.mixnet_evaluation_attack` (the CE + w·BCE attack over ``params["w"]``
@@ -589,8 +622,9 @@ def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits:
 
     Guarantees: ``correct = correct_autoattack · correct_adaptive`` (a clean error stays an error); the chunk
     starting at ``s`` draws from ``chunk_generator(seed, s, bits=32)`` on the CPU, so the records do not
-    depend on where a previous run was killed. Raises :class:`~tradeoff.io.ArtifactError` if the
-    AutoAttack record belongs to another classifier or split.
+    depend on where a previous run was killed. With ``shards`` > 1 only shard ``shard``'s chunks are run
+    (:class:`~tradeoff.resume.PointJob`). Raises :class:`~tradeoff.io.ArtifactError` if the AutoAttack
+    record belongs to another classifier or split.
     """
     aa, aa_meta = read_records(autoattack)
     if aa_meta.get("classifier_sha256") != spec["sha256"]:
@@ -605,7 +639,7 @@ def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits:
     run = {"evaluation": "adaptive", "classifier_sha256": spec["sha256"], "data_sha256": splits.meta.get("sha256"),
            "autoattack_sha256": aa_meta.get("sha256"), "threat": [threat.norm, threat.eps, threat.bounds],
            "params": dict(params), "suite": dict(suite), "seed": seed, "batch_size": batch_size}
-    job = PointJob(out, ADAPTIVE_COLUMNS, run, int(y.shape[0]), batch_size, stop_after)
+    job = PointJob(out, ADAPTIVE_COLUMNS, run, int(y.shape[0]), batch_size, stop_after, shard, shards)
     for chunk in job.chunks():
         idx = chunk.tolist()
         gen = chunk_generator(seed, idx[0], bits=32) if device.type == "cpu" else None
@@ -634,25 +668,17 @@ def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits:
                 "adaptive_by": res.path[j] if clean_pred[j] == y[i] and ok_ad == 0 else "",
                 "standing_before_transfer": int(res.standing_before_transfer[j]),
             })
-    if not job.complete:
-        return StageOutput(job, [], {})
-    rows = job.rows
-    n = len(rows)
-    summary = [summary_row(splits.name, name, "adaptive", threat, metric, sum(float(r[col]) for r in rows) / n, n)
-               for metric, col in ADAPTIVE_METRICS]
     meta = {
         "attack": "adaptive", "norm": threat.norm, "eps": threat.eps, "params": dict(params),
         "dataset": splits.name, "classifier": name, "classifier_sha256": spec["sha256"],
         "alpha_range": [spec["network"]["alpha_min"], spec["network"]["alpha_max"]],
         "autoattack_record": str(autoattack), "autoattack_flags": aa_meta.get("flags", {}),
         "autoattack_warnings": aa_meta.get("warnings", []),
-        "autoattack_accuracy_by_attack": aa_meta.get("accuracy_by_attack", {}),
-        "adaptive_beats_autoattack": int(sum(int(r["correct_autoattack"]) - int(r["correct"]) for r in rows)),
-        "suite": dict(suite), "adaptive_by": _counts(r["adaptive_by"] for r in rows),
-        "summary_rows": summary,
-        **provenance({"attack": "adaptive", "threat": dict(threat_spec), "params": dict(params)}, seed),
-    }
-    return StageOutput(job, summary, meta)
+        "autoattack_accuracy_by_attack": aa_meta.get("accuracy_by_attack", {}), "suite": dict(suite),
+    }  # the rows add adaptive_beats_autoattack and adaptive_by (tradeoff.point_records.finish)
+    return stage_output(job, finish_context(
+        "adaptive-eval", dataset=splits.name, name=name, threat=threat, meta=meta,
+        config={"attack": "adaptive", "threat": dict(threat_spec), "params": dict(params)}, seed=seed))
 
 
 def margin_records(model: nn.Module, splits: Splits, threat: Threat, params: Mapping[str, Any], temp: float, *,
@@ -698,3 +724,24 @@ def margin_records(model: nn.Module, splits: Splits, threat: Threat, params: Map
         **provenance({"threat": dict(threat_spec), "params": dict(params), "temp": temp}, seed),
     }
     return rows, meta
+
+
+def write_margins(data: str | Path, classifier: str | Path, out: str | Path, *, name: str,
+                  threat: Mapping[str, Any], params: Mapping[str, Any], seed: int, batch_size: int,
+                  device: torch.device, temp: float = 1.0, temperatures: str | Path | None = None
+                  ) -> list[dict[str, Any]]:
+    """The ``robust-margins`` stage: :func:`margin_records` of ``classifier`` on the test split of ``data`` at
+    ``threat`` (``{norm, eps}``), at inverse temperature ``temp`` or the ``temp_h`` of ``temperatures`` (fitted
+    for ``classifier`` as the robust model), written to ``out`` (:data:`MARGIN_COLUMNS`). Returns the summary
+    rows (mean margin of the correct-under-attack points, then of the wrong-clean ones)."""
+    _, temp = resolve_temperatures(temperatures, temp, temp, robust=classifier)
+    splits = load_splits(data)
+    rows, meta = margin_records(
+        load_classifier(classifier, device), splits, Threat(str(threat["norm"]), float(threat["eps"]), splits.bounds),
+        params, temp, name=name, classifier_sha256=load_spec(classifier).get("sha256"), threat_spec=threat,
+        seed=seed, batch_size=batch_size, device=device)
+    write_records(out, rows, meta, columns=MARGIN_COLUMNS)
+    summary = meta["summary_rows"]
+    log.info("%s: mean probability margin %.3f on %d correct-under-attack points, %.3f on %d wrong-clean",
+             name, summary[0]["value"], summary[0]["n"], summary[1]["value"], summary[1]["n"])
+    return summary

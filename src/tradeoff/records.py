@@ -9,10 +9,16 @@ points whose attacked prediction equals the label; a point misclassified clean c
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from .errors import TradeoffError
+from .io import provenance, read_json, read_records, sidecar, write_records, write_text
 from .threat import Threat
+
+log = logging.getLogger("tradeoff")
 
 RECORD_COLUMNS = ["index", "label", "clean_prediction", "prediction", "correct", "perturbation"]
 SWEEP_COLUMNS = ["eps", *RECORD_COLUMNS]
@@ -23,6 +29,10 @@ LABEL_ATTACKS = ("pgd", "margin", "autoattack")
 PROGRESS_COLUMNS = ["batch", "attack", *SWEEP_COLUMNS, "meta"]
 """Rows of an evaluation job's progress file and shard records: one per (evaluation, budget, point), then
 one closing row per batch (``attack`` empty) whose ``meta`` holds the batch's metadata as JSON."""
+SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]
+"""Columns of ``results/summary.csv`` (:func:`summary_row`, :func:`write_summary`)."""
+SHARD_KEYS = ("classifier_sha256", "data_sha256", "attacks", "threat", "params", "seed", "batch_size", "shards")
+"""Sidecar keys every shard of one evaluation job shares (:func:`merge_evaluation_shards`)."""
 _INT_COLUMNS = ("index", "label", "clean_prediction", "prediction", "correct")
 
 
@@ -137,3 +147,70 @@ def batch_metas(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The per-batch metadata of the closing rows among ``rows`` (:data:`PROGRESS_COLUMNS`), by batch."""
     closing = sorted((r for r in rows if r["attack"] == ""), key=lambda r: int(float(r["batch"])))
     return [json.loads(r["meta"]) for r in closing]
+
+
+def write_evaluations(out_dir: str | Path, dataset: str, name: str, threat: Threat, rows: list[dict[str, Any]],
+                      metas: list[dict[str, Any]], attacks: list[str], params: Mapping[str, Any],
+                      context: Mapping[str, Any], seed: int | None) -> None:
+    """Write ``<out_dir>/<attack>.csv`` (:data:`RECORD_COLUMNS`, :data:`SWEEP_COLUMNS` for ``eps-sweep``) and its
+    sidecar with the summary rows (:func:`evaluation_rows`) for every evaluation of ``attacks``, from the
+    progress rows and per-batch metadata of :func:`suite_results`; ``context`` joins each sidecar."""
+    for attack, (records, meta) in suite_results(rows, metas, attacks, threat, params).items():
+        summary = evaluation_rows(dataset, name, attack, threat, records, meta)
+        write_records(Path(out_dir) / f"{attack}.csv", records, {
+            **meta, "dataset": dataset, "classifier": name, "summary_rows": summary, **context,
+            **provenance({"attack": attack, "threat": {"norm": threat.norm, "eps": threat.eps},
+                          "params": params.get(attack, {})}, seed),
+        }, columns=SWEEP_COLUMNS if attack == "eps-sweep" else RECORD_COLUMNS)
+        log.info("%s / %s: accuracy %.4f on %d points", name, attack, summary[0]["value"], summary[0]["n"])
+
+
+def merge_evaluation_shards(shards: Sequence[str], out_dir: str | Path, name: str, attacks: Sequence[str],
+                            threat: Threat, params: Mapping[str, Any]) -> None:
+    """Write the per-evaluation records of one evaluation job (:func:`write_evaluations`) from the records of
+    its shards. Guarantee: the records equal those of the unsharded job (:func:`suite_results` is a function
+    of the set of batches). Raises :class:`TradeoffError` naming the file when a shard belongs to another run
+    (a :data:`SHARD_KEYS` value differs) or when the shards given are not exactly ``0..shards-1``."""
+    rows: list[dict[str, Any]] = []
+    metas: list[dict[str, Any]] = []
+    ref: dict[str, Any] | None = None
+    for path in shards:
+        frame, meta = read_records(path)
+        if ref is None:
+            ref = meta
+        for key in SHARD_KEYS:
+            if meta.get(key) != ref.get(key):
+                raise TradeoffError(f"{path}: {key} differs from {shards[0]}'s: shards of different runs")
+        part = frame.astype(object).where(frame.notna(), "").to_dict("records")  # empty cells: ""
+        rows += part
+        metas += batch_metas(part)
+    assert ref is not None
+    got = sorted(int(read_json(sidecar(p))["shard"]) for p in shards)
+    if got != list(range(int(ref["shards"]))):
+        raise TradeoffError(f"evaluate-merge: shards {got} given, need 0..{int(ref['shards']) - 1}")
+    write_evaluations(out_dir, str(ref["dataset"]), name, threat, rows, metas, list(attacks),
+                      {a: params.get(a, {}) for a in attacks},
+                      {"classifier_sha256": ref.get("classifier_sha256"), "batch_size": ref.get("batch_size"),
+                       "shards": int(ref["shards"])}, ref.get("seed"))
+
+
+def collect_rows(inputs: Sequence[str]) -> list[dict[str, Any]]:
+    """Summary rows from the sidecars of ``inputs``; each record is verified against its sidecar's checksum
+    and row count first, so a truncated or edited record stops the table with its name."""
+    rows: list[dict[str, Any]] = []
+    for path in inputs:
+        _, meta = read_records(path)
+        rows.extend(meta.get("summary_rows", []))
+    return rows
+
+
+def write_summary(inputs: Sequence[str], out: str | Path) -> int:
+    """Write the summary table (:data:`SUMMARY_COLUMNS`) of the records ``inputs``, sorted by dataset,
+    classifier, evaluation, metric and ε (stable, so input order breaks ties); returns its number of rows."""
+    import pandas as pd
+
+    frame = pd.DataFrame(collect_rows(inputs), columns=SUMMARY_COLUMNS)
+    frame = frame.sort_values(["dataset", "classifier", "evaluation", "metric", "eps"], kind="stable")
+    write_text(out, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    log.info("%d summary rows -> %s", len(frame), out)
+    return len(frame)

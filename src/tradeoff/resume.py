@@ -7,6 +7,12 @@ been done; a chunk's random draws come from a generator seeded by ``(seed, first
 (:func:`chunk_generator`). A chunk cut short by a kill is attacked again whole (same points, same draws)
 and only its missing rows are written, so a resumed job writes exactly the rows of an uninterrupted one.
 Because the grid decides which points share a chunk's draws, the batch size belongs to the key.
+
+A job can be split into ``shards`` jobs: shard ``k`` runs the chunks ``c`` (first index ``c·B``) with
+``c mod shards = k`` and writes its rows to its shard record (:func:`~tradeoff.point_records.shard_path`),
+resumable and keyed like the whole job (with ``shard`` and ``shards`` in the key); the light merge
+(:func:`~tradeoff.point_records.merge_shards`) writes the records, summary rows and metadata of one
+unsharded job.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io import ResumableCSV
+from .io import ResumableCSV, provenance
+from .point_records import check_shard, finish, shard_chunks, shard_indices, shard_path
 from .train import fingerprint
 
-__all__ = ["PointJob", "StageOutput", "chunk_generator"]
+__all__ = ["PointJob", "StageOutput", "chunk_generator", "stage_output"]
 
 log = logging.getLogger("tradeoff")
 
@@ -45,6 +52,9 @@ class PointJob:
     ``run`` must hold everything the rows depend on (inputs' checksums, attack parameters, threat, seed,
     batch size); progress made under another ``run`` is set aside by the writer, never merged.
     ``stop_after`` stops the job after that many new rows (progress is kept; used to test resumption).
+    With ``shards`` > 1 the job is shard ``shard``: it runs only its chunks (those ``c`` with
+    ``c mod shards = shard``) and writes to ``shard_path(out, shard, shards)`` under the key of ``run`` with
+    ``shard`` and ``shards`` added; with ``shards`` = 1 path and key are those of the whole job.
     """
 
     out: str | Path
@@ -53,22 +63,47 @@ class PointJob:
     total: int
     batch_size: int
     stop_after: int | None = None
+    shard: int = 0
+    shards: int = 1
     written: int = 0
     sink: ResumableCSV = field(init=False)
     _done: set[int] = field(init=False, default_factory=set)
+    _size: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch size must be positive, got {self.batch_size}")
-        self.sink = ResumableCSV(self.out, self.columns, key=fingerprint(dict(self.run)))
+        check_shard(self.shard, self.shards)
+        self._size = len(shard_indices(self.total, self.batch_size, self.shard, self.shards))
+        self.sink = ResumableCSV(self.path, self.columns, key=self.key)
         self._done = {int(k) for k in self.sink.done_keys("index")}
         if self.sink.rows:
-            log.info("resuming %s: %d of %d points already done", self.sink.partial, len(self.sink.rows), self.total)
+            log.info("resuming %s: %d of %d points already done", self.sink.partial, len(self.sink.rows), self._size)
+
+    @property
+    def size(self) -> int:
+        """The number of points this job (its shard) evaluates."""
+        return self._size
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1
+
+    @property
+    def path(self) -> Path:
+        """The file this job writes: the records, or (sharded) the shard's records."""
+        return shard_path(self.out, self.shard, self.shards) if self.sharded else Path(self.out)
+
+    @property
+    def key(self) -> str:
+        """The writer's key: the fingerprint of ``run`` (with ``shard``/``shards`` when sharded)."""
+        run = dict(self.run)
+        return fingerprint({**run, "shard": self.shard, "shards": self.shards} if self.sharded else run)
 
     def chunks(self) -> Iterator[torch.Tensor]:
-        """The chunks of the fixed grid that still miss a row, each whole (indices as a long tensor); stops
-        early once ``stop_after`` new rows are written."""
-        for start in range(0, self.total, self.batch_size):
+        """This job's chunks of the fixed grid that still miss a row, each whole (indices as a long tensor);
+        stops early once ``stop_after`` new rows are written."""
+        for start in shard_chunks(self.total, self.batch_size, self.shard, self.shards):
             if self.stopped:
                 return
             idx = list(range(start, min(start + self.batch_size, self.total)))
@@ -93,7 +128,8 @@ class PointJob:
 
     @property
     def complete(self) -> bool:
-        return len(self.sink.rows) == self.total
+        """Whether every point of this job (of its shard) has its row."""
+        return len(self._done) == self._size
 
     @property
     def rows(self) -> list[dict[str, str]]:
@@ -120,7 +156,28 @@ class StageOutput:
         if not self.job.complete:
             self.job.sink.close()
             log.info("stopped after %d of %d points as asked; progress kept in %s", len(self.job.sink.rows),
-                     self.job.total, self.job.sink.partial)
+                     self.job.size, self.job.sink.partial)
             return False
         self.job.sink.finalize(self.meta, sort_key="index")
+        if self.job.sharded:
+            log.info("shard %d of %d: %d points written to %s", self.job.shard, self.job.shards,
+                     len(self.job.sink.rows), self.job.path)
         return True
+
+
+def stage_output(job: PointJob, context: Mapping[str, Any]) -> StageOutput:
+    """The output of a per-point stage ``job`` with finish context ``context``
+    (:func:`~tradeoff.point_records.finish_context`): nothing while incomplete; for a complete unsharded job
+    :func:`~tradeoff.point_records.finish`'s summary rows and metadata; for a complete shard no summary and
+    the metadata the merge needs (stage, unsharded key ``run_key``, shard, shards, total, batch size, the
+    finish context)."""
+    if not job.complete:
+        return StageOutput(job, [], {})
+    if job.sharded:
+        meta = {"stage": context["stage"], "run_key": fingerprint(dict(job.run)), "run": dict(job.run),
+                "shard": job.shard, "shards": job.shards, "total": job.total, "batch_size": job.batch_size,
+                "finish": dict(context), "dataset": context["dataset"], "classifier": context["classifier"],
+                **provenance(context["config"], context["seed"])}
+        return StageOutput(job, [], meta)
+    summary, meta = finish(context, job.rows)
+    return StageOutput(job, summary, meta)

@@ -197,3 +197,63 @@ def train(
     logged.close()
     model.eval()
     return history
+
+
+def train_classifier(data: str | Path, out: str | Path, *, name: str, arch: str, arch_options: Mapping[str, Any],
+                     objective: str, objective_params: Mapping[str, Any], threat: Mapping[str, Any],
+                     train_params: Mapping[str, Any], checkpoint: str | Path, seed: int, device: torch.device,
+                     init: str | Path | None = None, progress: bool = True,
+                     stop_after_epoch: int | None = None) -> dict[str, Any] | None:
+    """The ``train`` stage: build ``arch`` for the dataset ``data``, optionally start from the weights of the
+    classifier JSON ``init``, train it with ``objective`` at ``threat`` (``{norm, eps}``) by :func:`train`
+    (resumable from ``checkpoint``; the calibration split's accuracy is logged per epoch), and write the
+    classifier JSON ``out`` (kind ``base``) with its weights next to it (``.pt``).
+
+    Guarantee: the initial weights and every epoch are seeded from ``seed``, so equal arguments give equal
+    weights on the CPU whether or not the run was interrupted. Returns the JSON written, or None when
+    ``stop_after_epoch`` ended the run before its last epoch (nothing is written then).
+    """
+    from . import data as data_mod
+    from .classifiers import load_classifier, weights_path
+    from .evaluate import predict
+    from .io import provenance, read_json, write_json
+    from .models import build_model
+    from .objectives import build_objective
+    from .threat import Threat
+
+    splits = data_mod.load(data)
+    cfg = TrainConfig.from_mapping({**train_params, "seed": seed})
+    torch.manual_seed(seed)  # the initial weights come from the config's seed too
+    model = build_model(arch, splits.name, splits.num_classes, splits.input_shape, arch_options)
+    if init:
+        model.load_state_dict(load_classifier(init).state_dict())
+        for p in model.parameters():
+            p.requires_grad_(True)
+        log.info("fine-tuning from %s", init)
+    loss = build_objective(objective, objective_params, Threat(str(threat["norm"]), float(threat["eps"]),
+                                                               splits.bounds))
+    run_config = {
+        "name": name, "arch": arch, "arch_options": arch_options, "objective": objective,
+        "objective_params": objective_params, "threat": threat, "train": vars(cfg),
+        "data_sha256": splits.meta["sha256"], "init": None if not init else read_json(init)["sha256"],
+    }
+    x_val, y_val = splits.x("calib"), splits.y("calib")
+
+    def monitor(m: nn.Module) -> dict[str, float]:
+        pred = predict(m, x_val, device=device)
+        return {"calib_acc": float((pred == y_val).float().mean())}
+
+    history = train(model, loss, splits.x("train"), splits.y("train"), cfg, checkpoint, fingerprint(run_config),
+                    device, evaluate=monitor, progress=progress, stop_after_epoch=stop_after_epoch)
+    if stop_after_epoch is not None and len(history) < cfg.epochs:
+        log.info("stopped after epoch %d as asked; no final model written", stop_after_epoch)
+        return None
+    model.cpu()
+    digest = save_torch(model.state_dict(), weights_path(out))
+    spec = {
+        "kind": "base", "name": name, "dataset": splits.name, "arch": arch, "arch_options": arch_options,
+        "num_classes": splits.num_classes, "input_shape": list(splits.input_shape), "objective": objective,
+        "sha256": digest, "history": history, **provenance(run_config, seed),
+    }
+    write_json(out, spec)
+    return spec

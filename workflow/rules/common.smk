@@ -190,6 +190,24 @@ def evaluation_shards(attacks):
     return shards
 
 
+def point_shard_output(records, ext="csv"):
+    """The shard record (`ext`: csv or its json sidecar) of a per-point stage job (robustness, era-composite,
+    adaptive-eval) whose records are `records` (a pattern), as `tradeoff <stage> --shard {shard} --shards
+    {shards} --out <records>` writes it (tradeoff.point_records.shard_path): <folder>/shards/<stem>-k-of-n."""
+    folder, _, name = records.rpartition("/")
+    return f"{folder}/shards/{name.removesuffix('.csv')}-{{shard}}-of-{{shards}}.{ext}"
+
+
+def point_shards(records):
+    """The input function of a per-point stage's merge: the ATTACK_SHARDS shard records of `records`."""
+    pattern = point_shard_output(records)
+
+    def shards(w):
+        return [pattern.format(**dict(w.items()), shard=k, shards=ATTACK_SHARDS) for k in range(ATTACK_SHARDS)]
+
+    return shards
+
+
 def evaluated_base_models():
     """(threat, model) pairs of every base model (and zoo model) at every threat it is evaluated at."""
     pairs = [(t, m) for m in BASE_MODELS for t in model_threats(m)]
@@ -443,6 +461,9 @@ ERA_STRONG = {k: v for k, v in ERA["robustness"].items() if k not in ("combine",
 ERA_TABLE_CLASSIFIERS = [*ERA["models"], *ERA_COMPOSITES]
 # the attack of the robustness records (`combine` names the attacks whose records it joins): the strong test
 ERA_ATTACK = ERA_STRONG
+# the records of the robustness and the composites' evaluation ({dataset}, {threat}, {classifier|composite} open)
+ERA_ROBUSTNESS_RECORDS = "results/{dataset}/{threat}/eval/{classifier}/robustness.csv"
+ERA_COMPOSITE_RECORDS = "results/{dataset}/{threat}/eval/{composite}/adaptive.csv"
 
 # gauss3: the standard, TRADES and ERA models of `models`, retrained as MLPs on the 2-D data
 GAUSS3 = "gauss3"

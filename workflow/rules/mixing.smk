@@ -112,41 +112,112 @@ rule fit_mixnet:
 
 # Worst case per test point of AutoAttack end to end (the generic evaluate rule's record) and the attack
 # that maximizes (1−w)·CE + w·BCE(γ, 1), i.e. also drives the mixing network's α down.
-rule adaptive_mixnet:
-    """The adaptive attack on the mixing network, joined with its AutoAttack records (worst case per point)."""
-    input:
-        data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
-        autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
-    output:
-        records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
-        meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
-    log:
-        "logs/{dataset}/{threat}/eval/mixnet/adaptive.log",
-    benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive.tsv"
-    wildcard_constraints:
-        dataset=re.escape(DATASET),
-        threat=alternatives(MIX_THREATS),
-    conda:
-        "../../envs/torch.yaml"
-    threads: THREADS
-    resources:
-        **HEAVY,
-    params:
-        suite=J(config["attacks"]["composite"]),
-        threat=lambda w: threat_json(w.threat),
-        adaptive=J(MIX["adaptive"]),
-        batch_size=MIX["adaptive"]["chunk"],
-        seed=SEED,
-    shell:
-        tradeoff_shell(
-            "adaptive-eval",
-            "--seed {params.seed} --data {input.data} "
-            "--classifier {input.classifier[0]} --name mixnet --autoattack {input.autoattack} "
-            "--threat {params.threat:q} --params {params.adaptive:q} --suite {params.suite:q} "
-            "--batch-size {params.batch_size} --out {output.records} 2> {log}",
-        )
+# With `attacks.shards` > 1 it runs as that many shard jobs (every n-th chunk of test points) and a light
+# merge that writes the same records.
+if ATTACK_SHARDS == 1:
+
+    rule adaptive_mixnet:
+        """The adaptive attack on the mixing network, joined with its AutoAttack records (worst case per point)."""
+        input:
+            data=lambda w: data_path(w.dataset),
+            classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
+            autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
+        output:
+            records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
+            meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
+        log:
+            "logs/{dataset}/{threat}/eval/mixnet/adaptive.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=alternatives(MIX_THREATS),
+        conda:
+            "../../envs/torch.yaml"
+        threads: THREADS
+        resources:
+            **HEAVY,
+        params:
+            suite=J(config["attacks"]["composite"]),
+            threat=lambda w: threat_json(w.threat),
+            adaptive=J(MIX["adaptive"]),
+            batch_size=MIX["adaptive"]["chunk"],
+            seed=SEED,
+        shell:
+            tradeoff_shell(
+                "adaptive-eval",
+                "--seed {params.seed} --data {input.data} "
+                "--classifier {input.classifier[0]} --name mixnet --autoattack {input.autoattack} "
+                "--threat {params.threat:q} --params {params.adaptive:q} --suite {params.suite:q} "
+                "--batch-size {params.batch_size} --out {output.records} 2> {log}",
+            )
+
+else:
+
+    localrules:
+        adaptive_mixnet_merge,
+
+    rule adaptive_mixnet_shard:
+        """One shard of the adaptive attack on the mixing network (every ATTACK_SHARDS-th chunk of points)."""
+        input:
+            data=lambda w: data_path(w.dataset),
+            classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
+            autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
+        output:
+            records=point_shard_output(MIX_ADAPTIVE),
+            meta=point_shard_output(MIX_ADAPTIVE, "json"),
+        log:
+            "logs/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=alternatives(MIX_THREATS),
+            shard=r"\d+",
+            shards=str(ATTACK_SHARDS),
+        conda:
+            "../../envs/torch.yaml"
+        threads: THREADS
+        resources:
+            **HEAVY,
+        params:
+            suite=J(config["attacks"]["composite"]),
+            threat=lambda w: threat_json(w.threat),
+            adaptive=J(MIX["adaptive"]),
+            batch_size=MIX["adaptive"]["chunk"],
+            seed=SEED,
+            out=lambda w: mix_adaptive_path(w.threat, w.dataset),
+        shell:
+            tradeoff_shell(
+                "adaptive-eval",
+                "--seed {params.seed} --data {input.data} "
+                "--classifier {input.classifier[0]} --name mixnet --autoattack {input.autoattack} "
+                "--threat {params.threat:q} --params {params.adaptive:q} --suite {params.suite:q} "
+                "--batch-size {params.batch_size} --shard {wildcards.shard} --shards {wildcards.shards} "
+                "--out {params.out} 2> {log}",
+            )
+
+    rule adaptive_mixnet_merge:
+        """Merge the shards of the adaptive attack on the mixing network into its records."""
+        input:
+            point_shards(MIX_ADAPTIVE),
+        output:
+            records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
+            meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
+        log:
+            "logs/{dataset}/{threat}/eval/mixnet/adaptive-merge.log",
+        benchmark:
+            "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-merge.tsv"
+        wildcard_constraints:
+            dataset=re.escape(DATASET),
+            threat=alternatives(MIX_THREATS),
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            **LIGHT,
+        shell:
+            "tradeoff merge-points --stage adaptive-eval --out {output.records} {input} 2> {log}"
 
 
 rule robust_margins:

@@ -20,11 +20,17 @@ check does not change any number: it says that a robust accuracy may be overstat
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from scipy.stats import fisher_exact
+
+from ..io import provenance, write_records
+
+log = logging.getLogger("tradeoff")
 
 CHECKS = ("monotone_eps", "zero_at_large_eps", "stronger_not_weaker", "blackbox_vs_whitebox",
           "transfer_vs_whitebox")
@@ -132,3 +138,23 @@ def sanity_checks(rows: Iterable[Mapping[str, Any]], *, alpha: float = 0.05, zer
                              f"attack of {r['evaluation']} missed at ε={float(r['eps']):g} "
                              f"(tolerance {blackbox_tol:.0%})"))
     return out
+
+
+def write_sanity(summary: str | os.PathLike, params: Mapping[str, Any], out: str | os.PathLike) -> list[Check]:
+    """Run :func:`sanity_checks` (keyword arguments ``params``, as in the config; ``stronger`` as a list of
+    pairs) on the summary table ``summary`` and write one row per check (:data:`CHECK_COLUMNS`) to ``out``;
+    each failed check is logged as a warning. Returns the checks."""
+    import pandas as pd
+
+    p = dict(params)
+    if "stronger" in p:
+        p["stronger"] = [tuple(pair) for pair in p["stronger"]]
+    checks = sanity_checks(pd.read_csv(summary).to_dict("records"), **p)
+    failed = [c for c in checks if not c.passed]
+    write_records(out, [c.row() for c in checks], {
+        "summary": str(summary), "params": params, "n_checks": len(checks), "n_failed": len(failed),
+        **provenance({"params": params}, None)}, columns=CHECK_COLUMNS)
+    for c in failed:
+        log.warning("sanity check failed: %s / %s: %s", c.classifier, c.check, c.reason)
+    log.info("%d sanity checks, %d failed -> %s", len(checks), len(failed), out)
+    return checks

@@ -15,6 +15,7 @@ from ..era import composite_evaluation, robustness_records, write_grid
 from ..errors import TradeoffError
 from ..io import provenance, read_json, sidecar, write_json
 from .common import add_runtime_args, json_arg, runtime, threat_from
+from .points import add_shard_args, check_shard_args
 
 log = logging.getLogger("tradeoff")
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coordinates", action="store_true", help="add the 2-D input coordinates as x0, x1")
     p.add_argument("--grid-out", default=None, help="also write the predictions on a grid (2-D data)")
     p.add_argument("--grid-size", type=int, default=200)
+    add_shard_args(p)
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_robustness)
@@ -70,12 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "`robustness --params`) for the offline 2ε soundness check and the selector's false-accept "
                    "rate; absent = the runtime selector's own test only")
     p.add_argument("--batch-size", type=int, default=500, help="points per resumable chunk")
+    add_shard_args(p)
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_composite)
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
+    check_shard_args(args)
+    if args.grid_out and args.shards > 1:
+        raise TradeoffError("robustness: --grid-out needs the whole job (--shards 1)")
     device = runtime(args)
     splits = data_mod.load(args.data)
     threat = threat_from(args.threat, splits.bounds)
@@ -84,7 +90,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
         model, splits, threat, args.params, name=args.name, classifier_sha256=load_spec(args.classifier).get("sha256"),
         threat_spec=args.threat, out=args.out, seed=args.seed, batch_size=args.batch_size, device=device,
         combine=args.combine, combine_decides_correct=args.combine_decides_correct, coordinates=args.coordinates,
-        clean_row=args.clean_row, stop_after=args.stop_after)
+        clean_row=args.clean_row, stop_after=args.stop_after, shard=args.shard, shards=args.shards)
     if not result.write():
         return
     _log_rows(result.summary)
@@ -108,6 +114,7 @@ def cmd_composite_spec(args: argparse.Namespace) -> None:
 
 
 def cmd_composite(args: argparse.Namespace) -> None:
+    check_shard_args(args)
     device = runtime(args)
     splits = data_mod.load(args.data)
     spec = load_spec(args.classifier)
@@ -115,7 +122,8 @@ def cmd_composite(args: argparse.Namespace) -> None:
         load_classifier(args.classifier, device), spec, splits, threat_from(spec["threat"], splits.bounds),
         name=args.name, params=args.params, suite=args.suite, strong=args.strong,
         robust_records=args.robust_records, standard_records=args.standard_records, out=args.out, seed=args.seed,
-        batch_size=args.batch_size, device=device, stop_after=args.stop_after)
+        batch_size=args.batch_size, device=device, stop_after=args.stop_after, shard=args.shard,
+        shards=args.shards)
     if result.write():
         _log_rows(result.summary)
 

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
 
-from .. import data as data_mod
-from ..classifiers import load_classifier, load_spec
 from ..errors import TradeoffError
-from ..io import ArtifactError, provenance, read_json, save_torch, write_json, write_records
-from ..mixing import (
-    MARGIN_COLUMNS,
-    MODES,
-    MixedClassifier,
-    adaptive_evaluation,
-    fit_mixing_network,
-    margin_records,
-    spec_digest,
-)
+from ..mix_spec import MODES
 from .common import add_runtime_args, json_arg, runtime, threat_from
+from .points import add_shard_args, check_shard_args
 
 log = logging.getLogger("tradeoff")
 
@@ -66,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", type=json_arg, default={}, help="attacks every composite gets (JSON: targets, "
                    "transfer, suite_steps, suite_step_rel, target_restarts, transfer_restarts); {} = none")
     p.add_argument("--batch-size", type=int, default=100, help="points per resumable chunk")
+    add_shard_args(p)
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_adaptive)
@@ -82,85 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_margins)
-    register_temperatures(sub)
 
-
-def _rel(target: str | Path, out: str | Path) -> str:
-    """Path of ``target`` relative to the folder of ``out`` (classifier JSONs reference each other so)."""
-    return os.path.relpath(Path(target).resolve(), Path(out).resolve().parent)
-
-
-def cmd_mix_spec(args: argparse.Namespace) -> None:
-    if not len(args.alpha) == len(args.name) == len(args.out):
-        raise TradeoffError("mix-spec: --alpha, --name and --out need one value per mixture each")
-    for alpha in args.alpha:
-        if not 0.0 <= alpha <= 1.0:
-            raise TradeoffError(f"--alpha must lie in [0, 1], got {alpha}")
-    apply_temperatures(args)
-    g, h = read_json(args.accurate), read_json(args.robust)
-    if g["dataset"] != h["dataset"] or g["num_classes"] != h["num_classes"]:
-        raise ArtifactError(f"{args.accurate} and {args.robust} are models of different data")
-    for alpha, name, out in zip(args.alpha, args.name, args.out, strict=True):
-        body = {"kind": "mix", "name": name, "dataset": g["dataset"], "num_classes": g["num_classes"],
-                "accurate": _rel(args.accurate, out), "robust": _rel(args.robust, out),
-                "alpha": alpha, "mode": args.mode, "temp_g": args.temp_g, "temp_h": args.temp_h}
-        body["sha256"] = spec_digest({**body, "accurate_sha256": g["sha256"], "robust_sha256": h["sha256"]})
-        write_json(out, {**body, "accurate_sha256": g["sha256"], "robust_sha256": h["sha256"]})
-
-
-def cmd_fit_mixnet(args: argparse.Namespace) -> None:
-    device = runtime(args)
-    apply_temperatures(args)
-    splits = data_mod.load(args.data)
-    bases = {"accurate_sha256": load_spec(args.accurate)["sha256"], "robust_sha256": load_spec(args.robust)["sha256"]}
-    net, history, run_config = fit_mixing_network(
-        load_classifier(args.accurate, device), load_classifier(args.robust, device), splits,
-        threat_from(args.threat, splits.bounds), fit=args.fit, network=args.network, temp_g=args.temp_g,
-        temp_h=args.temp_h, name=args.name, threat_spec=args.threat, bases=bases, checkpoint=args.checkpoint,
-        seed=args.seed, device=device, progress=not args.no_progress)
-    digest = save_torch(net.state_dict(), Path(args.out).with_suffix(".pt"))
-    body = {"kind": "mixnet", "name": args.name, "dataset": splits.name, "num_classes": splits.num_classes,
-            "accurate": _rel(args.accurate, args.out), "robust": _rel(args.robust, args.out), "mode": "prob",
-            "temp_g": args.temp_g, "temp_h": args.temp_h, "network": run_config["network"], "weights_sha256": digest}
-    body["sha256"] = spec_digest({**body, **bases})
-    write_json(args.out, {**body, **bases, "history": history, **provenance(run_config, args.seed)})
-
-
-def cmd_adaptive(args: argparse.Namespace) -> None:
-    device = runtime(args)
-    splits = data_mod.load(args.data)
-    model = load_classifier(args.classifier, device)
-    if not isinstance(model, MixedClassifier) or model.net is None:
-        raise TradeoffError(f"{args.classifier} is not a mixing-network classifier")
-    result = adaptive_evaluation(
-        model, load_spec(args.classifier), splits, threat_from(args.threat, splits.bounds), name=args.name,
-        autoattack=args.autoattack, params=args.params, suite=args.suite, threat_spec=args.threat, out=args.out,
-        seed=args.seed, batch_size=args.batch_size, device=device, stop_after=args.stop_after)
-    if result.write():
-        log.info("%s / adaptive: accuracy %.4f (AutoAttack alone %.4f, adaptive attack alone %.4f), mean α clean "
-                 "%.3f → attacked %.3f", args.name, *(r["value"] for r in result.summary[:5]))
-
-
-def cmd_margins(args: argparse.Namespace) -> None:
-    device = runtime(args)
-    apply_temperatures(args)
-    splits = data_mod.load(args.data)
-    rows, meta = margin_records(
-        load_classifier(args.classifier, device), splits, threat_from(args.threat, splits.bounds), args.params,
-        args.temp, name=args.name, classifier_sha256=load_spec(args.classifier).get("sha256"),
-        threat_spec=args.threat, seed=args.seed, batch_size=args.batch_size, device=device)
-    write_records(args.out, rows, meta, columns=MARGIN_COLUMNS)
-    summary = meta["summary_rows"]
-    log.info("%s: mean probability margin %.3f on %d correct-under-attack points, %.3f on %d wrong-clean",
-             args.name, summary[0]["value"], summary[0]["n"], summary[1]["value"], summary[1]["n"])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Temperatures on the calibration split (temperature scaling, Guo et al. 2017)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def register_temperatures(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mix-temperatures", help="choose T_g and T_h on the calibration split (temperature scaling)")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
@@ -171,39 +82,58 @@ def register_temperatures(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_mix_temperatures)
 
 
-def apply_temperatures(args: argparse.Namespace) -> None:
-    """With ``--temperatures <json>`` (written by mix-temperatures), set ``args.temp_g``/``temp_h`` (and
-    ``args.temp``, robust-margins' T_h) from it. Raises :class:`ArtifactError` unless the file was fitted for
-    the same base models (their ``sha256``)."""
-    if getattr(args, "temperatures", None) is None:
-        return
-    temps = read_json(args.temperatures)
-    models = {"accurate": getattr(args, "accurate", None),
-              "robust": getattr(args, "robust", None) or getattr(args, "classifier", None)}
-    for role, path in models.items():
-        if path is not None and read_json(path)["sha256"] != temps[f"{role}_sha256"]:
-            raise ArtifactError(f"{args.temperatures}: fitted for another {role} model than {path}")
-    args.temp_g, args.temp_h = float(temps["temp_g"]), float(temps["temp_h"])
-    if hasattr(args, "temp"):
-        args.temp = args.temp_h
+def cmd_mix_spec(args: argparse.Namespace) -> None:
+    from ..mix_spec import write_mix_specs
+
+    if not len(args.alpha) == len(args.name) == len(args.out):
+        raise TradeoffError("mix-spec: --alpha, --name and --out need one value per mixture each")
+    for alpha in args.alpha:
+        if not 0.0 <= alpha <= 1.0:
+            raise TradeoffError(f"--alpha must lie in [0, 1], got {alpha}")
+    write_mix_specs(args.accurate, args.robust, args.alpha, args.name, args.out, mode=args.mode, temp_g=args.temp_g,
+                    temp_h=args.temp_h, temperatures=args.temperatures)
+
+
+def cmd_fit_mixnet(args: argparse.Namespace) -> None:
+    from ..mixing import fit_mixnet_classifier
+
+    fit_mixnet_classifier(args.data, args.accurate, args.robust, args.out, threat=args.threat, fit=args.fit,
+                          network=args.network, name=args.name, checkpoint=args.checkpoint, seed=args.seed,
+                          device=runtime(args), temp_g=args.temp_g, temp_h=args.temp_h,
+                          temperatures=args.temperatures, progress=not args.no_progress)
+
+
+def cmd_adaptive(args: argparse.Namespace) -> None:
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..mixing import MixedClassifier, adaptive_evaluation
+
+    check_shard_args(args)
+    device = runtime(args)
+    splits = data_mod.load(args.data)
+    model = load_classifier(args.classifier, device)
+    if not isinstance(model, MixedClassifier) or model.net is None:
+        raise TradeoffError(f"{args.classifier} is not a mixing-network classifier")
+    result = adaptive_evaluation(
+        model, load_spec(args.classifier), splits, threat_from(args.threat, splits.bounds), name=args.name,
+        autoattack=args.autoattack, params=args.params, suite=args.suite, threat_spec=args.threat, out=args.out,
+        seed=args.seed, batch_size=args.batch_size, device=device, stop_after=args.stop_after, shard=args.shard,
+        shards=args.shards)
+    if result.write() and result.summary:
+        log.info("%s / adaptive: accuracy %.4f (AutoAttack alone %.4f, adaptive attack alone %.4f), mean α clean "
+                 "%.3f → attacked %.3f", args.name, *(r["value"] for r in result.summary[:5]))
+
+
+def cmd_margins(args: argparse.Namespace) -> None:
+    from ..mixing import write_margins
+
+    write_margins(args.data, args.classifier, args.out, name=args.name, threat=args.threat, params=args.params,
+                  seed=args.seed, batch_size=args.batch_size, device=runtime(args), temp=args.temp,
+                  temperatures=args.temperatures)
 
 
 def cmd_mix_temperatures(args: argparse.Namespace) -> None:
-    from ..mixing import TEMP_BOUNDS, calibrate_temperatures
+    from ..mixing import write_temperatures
 
-    device = runtime(args)
-    splits = data_mod.load(args.data)
-    g, h = load_classifier(args.accurate, device), load_classifier(args.robust, device)
-    fits = calibrate_temperatures(g, h, splits.x("calib"), splits.y("calib"), args.batch_size, device)
-    for role, fit in fits.items():
-        log.info("T_%s = %.4g: calibration NLL %.4f → %.4f (%d points)", role, fit.temp, fit.nll_before,
-                 fit.nll_after, fit.n)
-    bases = {"accurate_sha256": load_spec(args.accurate)["sha256"], "robust_sha256": load_spec(args.robust)["sha256"],
-             "data_sha256": splits.meta["sha256"]}
-    write_json(args.out, {
-        "temp_g": fits["g"].temp, "temp_h": fits["h"].temp, "split": "calib", "n": fits["g"].n,
-        "method": "temperature scaling (Guo et al. 2017): T minimizing the calibration NLL of softmax(T·logits)",
-        "bounds": list(TEMP_BOUNDS),
-        "nll": {role: {"before": fit.nll_before, "after": fit.nll_after} for role, fit in fits.items()},
-        **bases, **provenance({"accurate": str(args.accurate), "robust": str(args.robust), **bases}, args.seed),
-    })
+    write_temperatures(args.data, args.accurate, args.robust, args.out, batch_size=args.batch_size, seed=args.seed,
+                       device=runtime(args))
