@@ -29,7 +29,6 @@ depends on the batch; the presets attack batches of 500–1000).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.metadata
 import os
 import platform
@@ -54,6 +53,7 @@ from tradeoff.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from preset_helpers import preset_config  # noqa: E402
 from workflow_helpers import copy_workflow, parse_plan, snakemake  # noqa: E402
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "digits": (1, 8, 8)}
@@ -66,21 +66,6 @@ STANDARD_AA = {"apgd-ce": (1, 100), "apgd-t": (9, 100), "fab-t": (9, 100), "squa
 OTHER_HEAVY = ["era_robustness", "era_composite_evaluate", "adaptive_mixnet", "robust_margins", "fit_mixnet",
                "mix_temperatures", "era_gauss3_train", "era_gauss3_robustness", "theory_train", "theory_evaluate",
                "era_robustness_shard", "era_composite_evaluate_shard", "adaptive_mixnet_shard"]
-
-
-def merge(base: dict, update: dict) -> dict:
-    """Snakemake's --configfile merge: nested dicts key by key, anything else replaced."""
-    for k, v in update.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            merge(base[k], v)
-        else:
-            base[k] = v
-    return base
-
-
-def preset_config(name: str) -> dict:
-    default = yaml.safe_load((ROOT / "config.yaml").read_text())
-    return merge(copy.deepcopy(default), yaml.safe_load((ROOT / "presets" / f"{name}.yaml").read_text()))
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -258,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    configs = {name: preset_config(name) for name in args.presets}
+    configs = {name: preset_config(ROOT, name) for name in args.presets}
     costs: dict[tuple, dict[str, Any]] = {}
     lines: list[str] = []
     for cfg in configs.values():

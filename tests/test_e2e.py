@@ -125,7 +125,8 @@ def test_changing_one_stages_threats_touches_only_that_stage(smoke_run):
     plan = planned_outputs(smoke_run, *_override(smoke_run, "t4.yaml", "mixing: {threats: null}\n"))
     outputs = _outputs(plan)
     assert "results/digits/linf-0.1/models/mixnet.pt" in outputs
-    assert _only(outputs, ("/linf-0.1/models/mix", "/linf-0.1/eval/mix", "/linf-0.1/eval/trades/confidence")) == []
+    assert _only(outputs, ("/linf-0.1/models/mix", "/linf-0.1/eval/mix", "/linf-0.1/mixing/",
+                             "/linf-0.1/eval/pgd_at/confidence")) == []
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .io import ResumableCSV, provenance
 from .point_records import check_shard, finish, shard_chunks, shard_indices, shard_path
+from .seeding import seed_word
 from .train import fingerprint
 
 __all__ = ["PointJob", "StageOutput", "chunk_generator", "stage_output"]
@@ -36,12 +36,10 @@ log = logging.getLogger("tradeoff")
 
 
 def chunk_generator(seed: int, start: int, bits: int = 64) -> torch.Generator:
-    """A CPU generator for the chunk that starts at test index ``start``: seeded by numpy's
-    ``SeedSequence([seed, start])`` state word of ``bits`` (32 or 64) bits. Guarantee: a pure function of
-    ``(seed, start, bits)``, so a resumed or re-chunked job draws the same numbers for the same chunk."""
-    dtype = {32: np.uint32, 64: np.uint64}[bits]
-    state = np.random.SeedSequence([int(seed), int(start)]).generate_state(1, dtype=dtype)
-    return torch.Generator(device="cpu").manual_seed(int(state[0]))
+    """A CPU generator for the chunk that starts at test index ``start``, seeded by
+    :func:`~tradeoff.seeding.seed_word` ``(seed, start, bits=bits)`` (32 or 64 bits). Guarantee: a pure function
+    of ``(seed, start, bits)``, so a resumed or re-chunked job draws the same numbers for the same chunk."""
+    return torch.Generator(device="cpu").manual_seed(seed_word(seed, start, bits=bits))
 
 
 @dataclass

@@ -456,11 +456,10 @@ ERA_COMPOSITE = "era-composite"
 ERA_COMPOSITES = {ERA_COMPOSITE: ERA_ROBUST, **{f"{ERA_COMPOSITE}-{b}": b for b in ERA_COMP["compare"]}}
 # every model with robustness records: the reported ones, the branches and the standard trunk
 ERA_RECORD_MODELS = list(dict.fromkeys([*ERA["models"], *ERA_COMPOSITES.values(), ERA_STANDARD]))
-# the strong robustness test (the records' own) also checks the composite's sound selection at 2ε
+# the strong robustness test: the robustness records' attack (`combine` names the label attacks whose records
+# it joins), also the composite's sound-selection check at 2ε
 ERA_STRONG = {k: v for k, v in ERA["robustness"].items() if k not in ("combine", "attack_correct")}
 ERA_TABLE_CLASSIFIERS = [*ERA["models"], *ERA_COMPOSITES]
-# the attack of the robustness records (`combine` names the attacks whose records it joins): the strong test
-ERA_ATTACK = ERA_STRONG
 # the records of the robustness and the composites' evaluation ({dataset}, {threat}, {classifier|composite} open)
 ERA_ROBUSTNESS_RECORDS = "results/{dataset}/{threat}/eval/{classifier}/robustness.csv"
 ERA_COMPOSITE_RECORDS = "results/{dataset}/{threat}/eval/{composite}/adaptive.csv"

@@ -69,7 +69,7 @@ if ATTACK_SHARDS == 1:
             **HEAVY,
         params:
             threat=lambda w: threat_json(w.threat),
-            attack=J(ERA_ATTACK),
+            attack=J(ERA_STRONG),
             decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
             batch_size=config["attacks"]["batch_size"],
             seed=SEED,
@@ -154,7 +154,7 @@ else:
             **HEAVY,
         params:
             threat=lambda w: threat_json(w.threat),
-            attack=J(ERA_ATTACK),
+            attack=J(ERA_STRONG),
             decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
             batch_size=config["attacks"]["batch_size"],
             seed=SEED,
@@ -320,7 +320,7 @@ rule era_gauss3_robustness:
         **HEAVY,
     params:
         threat=J(G3_THREAT),
-        attack=J(ERA_ATTACK),
+        attack=J(ERA_STRONG),
         grid=G3["grid"],
         seed=SEED,
     shell:
