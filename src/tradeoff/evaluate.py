@@ -28,6 +28,7 @@ from .attacks.autoattack import run_autoattack
 from .attacks.pgd import Threat, attack_model
 from .attacks.suite import MarginSuite, margin_attack
 from .io import ResumableCSV
+from .point_records import check_shard, shard_chunks
 from .progress import Progress
 from .records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
     ATTACKS,
@@ -174,14 +175,6 @@ def _autoattack(model: Model, x: torch.Tensor, y: torch.Tensor, threat: Threat, 
     )
 
 
-def batch_starts(n: int, batch_size: int, shard: int = 0, shards: int = 1) -> list[int]:
-    """First indices of the batches of shard ``shard`` of ``shards``: batch b (points b·batch_size, …) goes
-    to shard b mod shards. Guarantee: the shards partition the batches of ``range(n)``."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
-    return [s for b, s in enumerate(range(0, n, batch_size)) if b % shards == shard]
-
-
 def evaluate_batches(model: Model, x: torch.Tensor, y: torch.Tensor, attacks: Sequence[str], threat: Threat,
                      params: Mapping[str, Mapping[str, Any]], seed: int, device: torch.device,
                      batch_size: int, starts: Iterable[int], progress: ResumableCSV,
@@ -249,7 +242,8 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
     splits = data_mod.load(data)
     threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)
     x, y = splits.x("test"), splits.y("test")
-    starts = batch_starts(x.shape[0], batch_size, shard, shards)
+    check_shard(shard, shards)
+    starts = shard_chunks(x.shape[0], batch_size, shard, shards)
     params = {a: params.get(a, {}) for a in attacks}
     for spec_path, name, out_dir in classifiers:
         spec = load_spec(spec_path)
