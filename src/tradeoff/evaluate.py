@@ -73,11 +73,6 @@ def _records(start: int, y: torch.Tensor, clean: torch.Tensor, adv: torch.Tensor
     ]
 
 
-def attack_meta(attack: str, threat: Threat, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The metadata every evaluation's records start with."""
-    return {"attack": attack, "norm": threat.norm, "eps": threat.eps, "params": dict(params)}
-
-
 def sweep_factors(threat: Threat, params: Mapping[str, Any]) -> list[float]:
     """The ε-sweep's budgets in units of ε: ``eps_factors`` and, for ℓ∞ on a bounded input box, the box's
     width, where every image is one perturbation away and only masked gradients can keep the accuracy above
