@@ -55,3 +55,30 @@ def test_resnet18_size_and_stem():
 def test_unknown_arch():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("vgg", "digits", 10, (1, 8, 8))
+
+
+def test_small_cnn_channels_last_is_the_same_function(tmp_path):
+    """The channels-last weights compute the contiguous model's logits and input gradients, and a checkpoint
+    moves between the two layouts in both directions."""
+    torch.manual_seed(0)
+    fast = build_model("small_cnn", "digits", 10, (1, 8, 8), {"width": 32}).eval()
+    assert fast.block2[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = build_model("small_cnn", "digits", 10, (1, 8, 8), {"width": 32}).eval()
+    for p in plain.parameters():
+        p.data = p.data.contiguous()
+    plain.load_state_dict(fast.state_dict())
+    assert not plain.block2[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(50, 1, 8, 8)
+    grads = []
+    for model in (fast, plain):
+        z = x.clone().requires_grad_(True)
+        out = model(z)
+        out.logsumexp(1).sum().backward()
+        grads.append((out.detach(), z.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+    torch.save(plain.state_dict(), tmp_path / "w.pt")
+    again = build_model("small_cnn", "digits", 10, (1, 8, 8), {"width": 32}).eval()
+    again.load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True))
+    assert again.block2[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(again(x), grads[0][0], atol=1e-5)

@@ -126,3 +126,26 @@ def test_pgd_at_trains_on_points_inside_the_ball():
     obj(model, x, y)
     last = seen[-1]
     assert float((last - x).abs().max()) <= 0.05 + 1e-6 and float((last - x).abs().max()) > 0.01
+
+
+@pytest.mark.parametrize("objective", ["pgd_at", "trades"])
+def test_inner_attack_leaves_the_model_trainable(objective):
+    """The inner maximization runs in eval mode with frozen parameters; afterwards the model is back in
+    training mode, every parameter trainable again and the loss has a gradient for each of them."""
+    torch.manual_seed(0)
+    model = make_model().train()
+    frozen_during = []
+    original_forward = model.forward
+
+    def spy(inp):
+        frozen_during.append((model.training, any(p.requires_grad for p in model.parameters())))
+        return original_forward(inp)
+
+    model.forward = spy
+    x, y = toy_data(16)
+    loss, _ = build_objective(objective, {"steps": 3}, Threat("Linf", 0.05))(model, x, y)
+    assert (False, False) in frozen_during          # the inner attack: eval mode, no parameter gradient
+    assert frozen_during[-1] == (True, True)        # the outer loss: training mode, trainable
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

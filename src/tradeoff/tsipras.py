@@ -27,6 +27,7 @@ import torch
 
 from .models import LinearBinary
 from .theory import averaging_weights, bayes_weights, check_bound, linear_accuracy, tradeoff_bound
+from .theory import exact_accuracy_curve as exact_accuracy_curve  # re-exported: it needs numpy only
 
 log = logging.getLogger("tradeoff")
 
@@ -120,13 +121,6 @@ def exact_records(w: np.ndarray, b: float, x: torch.Tensor | np.ndarray, y: torc
         for i, (lab, cp, cc, pr, c, mm) in enumerate(
             zip(labels.tolist(), clean_pred, clean_ok.tolist(), pred, ok.tolist(), m.tolist(), strict=True))
     ]
-
-
-def exact_accuracy_curve(margin: np.ndarray, l1: float, eps_values: Sequence[float]) -> np.ndarray:
-    """Exact worst-case accuracy on the points with clean margins ``margin`` for each budget in
-    ``eps_values`` (``mean(margin - eps l1 > 0)``), from per-sample records alone."""
-    m = np.asarray(margin, dtype=np.float64)
-    return np.array([float(np.mean(m - float(e) * float(l1) > 0)) for e in eps_values])
 
 
 def closed_form_rows(classifiers: Mapping[str, tuple[np.ndarray, float]], p: float, eta: float, d: int,

@@ -1,7 +1,9 @@
-"""Exact (Clopper-Pearson) one-sided binomial confidence bounds, via ``scipy.stats.beta``.
+"""Exact (Clopper-Pearson) one-sided binomial confidence bounds, via ``scipy.stats.beta``, and the certified
+accuracy of per-sample certificates.
 
 Kept free of torch, and scipy is imported on first use, so that checking a config (which sizes sample
-budgets with these bounds) stays fast; perfect runs (k = n) have the closed form alpha**(1/n).
+budgets with these bounds) and drawing the certificate figures from records stay fast; perfect runs
+(k = n) have the closed form alpha**(1/n).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import math
 
 import numpy as np
 
-__all__ = ["ABSTAIN", "cp_lower", "cp_upper", "min_samples_for_radius", "perfect_run_lower"]
+__all__ = ["ABSTAIN", "certified_accuracy", "cp_lower", "cp_upper", "min_samples_for_radius",
+           "perfect_run_lower"]
 
 ABSTAIN: int = -1
 """The prediction of a certificate that abstains."""
@@ -85,3 +88,14 @@ def min_samples_for_radius(alpha: float) -> int:
     while n > 1 and cp_lower(n - 1, n - 1, alpha) > 0.5:
         n -= 1
     return n
+
+
+def certified_accuracy(
+    predictions: np.ndarray, labels: np.ndarray, radii: np.ndarray, radius: float
+) -> float:
+    """Fraction of points certified correct at ``radius``: prediction == label (not ABSTAIN) and
+    certified radius ≥ ``radius`` (Cohen et al.'s definition; at radius 0 every correct, non-abstained
+    point counts)."""
+    predictions = np.asarray(predictions)
+    ok = (predictions != ABSTAIN) & (predictions == np.asarray(labels)) & (np.asarray(radii) >= radius)
+    return float(ok.mean()) if ok.size else float("nan")

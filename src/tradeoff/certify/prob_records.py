@@ -6,7 +6,8 @@ drawn; samples t = clip(x + delta), delta ~ U(B_p(0, eps)), come from the input'
 and the fixed and sequential tests of an input see the same stream (the sequential one a prefix of it).
 
 One sampling pass per input serves both tests and a whole kappa sweep.  The raw record of an input keeps
-the cumulative success counts at every look of every kappa's :class:`SequentialTest` design (and at n_max):
+the cumulative success counts at every look of every kappa's :class:`SequentialTest` design (and at n_max),
+from which :mod:`tradeoff.certify.prob_decisions` (free of torch) decides every test at every kappa:
 
 * ``fixed``: the count at n_max decides every kappa with :func:`fixed_test`;
 * ``sequential``: :func:`replay_sequential` recovers each kappa's decision and samples used exactly as a
@@ -36,7 +37,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -46,8 +46,10 @@ from ..errors import TradeoffError
 from ..io import ResumableCSV, provenance, read_records, write_records
 from ..progress import Progress
 from ..records import summary_row
+from .prob_decisions import TESTS, decisions, decode_counts, encode_counts, metrics
+from .prob_decisions import decide as _decide
 from .prob_settings import ProbSettings, check_settings
-from .probabilistic import Outcome, fixed_test, replay_sequential, run_sequential_many
+from .probabilistic import run_sequential_many
 from .sampling import ball_sampler, iter_predictions, point_generator
 
 log = logging.getLogger("tradeoff")
@@ -75,7 +77,6 @@ __all__ = [
 
 STREAM = 5
 """``point_generator`` stream of this certificate (other certificates of the same point use others)."""
-TESTS = ("fixed", "sequential")
 RAW_COLUMNS = ["index", "label", "reference", "samples_drawn", "counts", "seconds"]
 """Columns of a sampling pass (one shard): ``reference`` = clean prediction, fixed before sampling;
 ``samples_drawn`` = samples evaluated; ``counts`` = cumulative successes at every look reached, as
@@ -83,20 +84,6 @@ RAW_COLUMNS = ["index", "label", "reference", "samples_drawn", "counts", "second
 COLUMNS = ["index", "label", "reference", "outcome", "successes", "samples", "samples_drawn", "counts", "seconds"]
 """Columns of a test's decided records: the raw columns plus ``outcome`` (robust / not_robust / undecided),
 ``successes`` and ``samples`` (used by the test) at the summary's kappa."""
-
-
-def encode_counts(counts: Mapping[int, int]) -> str:
-    """``{n: k}`` as ``"n:k;n:k"`` in increasing n (the record's ``counts`` column)."""
-    return ";".join(f"{int(n)}:{int(counts[n])}" for n in sorted(counts))
-
-
-def decode_counts(text: str) -> dict[int, int]:
-    """Inverse of :func:`encode_counts`."""
-    out: dict[int, int] = {}
-    for part in str(text).split(";"):
-        n, k = part.split(":")
-        out[int(n)] = int(k)
-    return out
 
 
 def _sample_counts(model: torch.nn.Module, x: torch.Tensor, reference: int, tests: Sequence[str],
@@ -121,15 +108,6 @@ def _sample_counts(model: torch.nn.Module, x: torch.Tensor, reference: int, test
         n = look
         counts[n] = k
     return counts
-
-
-def _decide(counts: Mapping[int, int], test: str, kappa: float, settings: ProbSettings) -> tuple[Outcome, int, int]:
-    if test == "fixed":
-        k = int(counts[settings.n_max])
-        return fixed_test(k, settings.n_max, kappa, settings.alpha), settings.n_max, k
-    if test == "sequential":
-        return replay_sequential(counts, settings.design(kappa))
-    raise ValueError(f"test must be one of {TESTS}, got {test!r}")
 
 
 def certify_points(
@@ -184,30 +162,6 @@ def decide_records(raw: pd.DataFrame, test: str, settings: ProbSettings) -> pd.D
     frame["successes"] = [k for _, _, k in out]
     frame["samples"] = [n for _, n, _ in out]
     return frame[COLUMNS]
-
-
-def decisions(frame: pd.DataFrame, test: str, kappa: float, settings: ProbSettings) -> pd.DataFrame:
-    """Per-row (outcome, samples) of ``test`` at ``kappa``, replayed from the records' ``counts``."""
-    out = [_decide(decode_counts(c), test, kappa, settings) for c in frame["counts"]]
-    return pd.DataFrame({"index": frame["index"].to_numpy(), "outcome": [o.value for o, _, _ in out],
-                         "samples": [n for _, n, _ in out]})
-
-
-def metrics(frame: pd.DataFrame, test: str, kappa: float, settings: ProbSettings) -> dict[str, float]:
-    """Certified robust accuracy, certified robustness rate, not-robust / undecided rates, mean / median
-    samples, for ``test`` at ``kappa`` over the records ``frame`` (fractions of all its rows)."""
-    d = decisions(frame, test, kappa, settings)
-    robust = (d["outcome"] == Outcome.ROBUST.value).to_numpy()
-    correct = (frame["reference"].to_numpy() == frame["label"].to_numpy())
-    samples = d["samples"].to_numpy(dtype=np.float64)
-    return {
-        "certified_accuracy": float(np.mean(robust & correct)),
-        "certified_rate": float(np.mean(robust)),
-        "not_robust_rate": float(np.mean(d["outcome"] == Outcome.NOT_ROBUST.value)),
-        "undecided_rate": float(np.mean(d["outcome"] == Outcome.UNDECIDED.value)),
-        "mean_samples": float(np.mean(samples)),
-        "median_samples": float(np.median(samples)),
-    }
 
 
 def defense_success_rate(pgd: pd.DataFrame) -> tuple[float, int]:

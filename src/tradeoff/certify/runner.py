@@ -24,6 +24,7 @@ import torch
 from ..errors import TradeoffError
 from ..io import ResumableCSV
 from ..progress import Progress
+from .bounds import certified_accuracy
 from .cohen import ABSTAIN, Smooth, certify_from_counts
 from .mixed import certify_mixed
 from .sampling import point_generator
@@ -169,17 +170,6 @@ def mixed_records(
                 "seconds": float(r["seconds"]),
             })
     return rows
-
-
-def certified_accuracy(
-    predictions: np.ndarray, labels: np.ndarray, radii: np.ndarray, radius: float
-) -> float:
-    """Fraction of points certified correct at ``radius``: prediction == label (not ABSTAIN) and
-    certified radius ≥ ``radius`` (Cohen et al.'s definition; at radius 0 every correct, non-abstained
-    point counts)."""
-    predictions = np.asarray(predictions)
-    ok = (predictions != ABSTAIN) & (predictions == np.asarray(labels)) & (np.asarray(radii) >= radius)
-    return float(ok.mean()) if ok.size else float("nan")
 
 
 SHARD_SETTINGS = ("classifier_sha256", "data_sha256", "sigma", "n0", "n", "alpha", "seed", "stream")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..certify.bounds import certified_accuracy
 from ..io import read_records
 from . import register
 from .style import new_figure, save
@@ -18,8 +19,6 @@ from .style import new_figure, save
 
 def accuracy_curve(frame: pd.DataFrame, radius_column: str, grid: np.ndarray) -> np.ndarray:
     """Certified accuracy (%) at every radius of ``grid`` from per-sample records."""
-    from ..certify.runner import certified_accuracy  # torch: imported by the figures that need it only
-
     pred, label = frame["prediction"].to_numpy(), frame["label"].to_numpy()
     radius = frame[radius_column].to_numpy()
     return np.array([100 * certified_accuracy(pred, label, radius, r) for r in grid])

@@ -1,7 +1,7 @@
 """Probabilistic (eps, kappa) certification: certified robust accuracy vs kappa, and samples used.
 
 Both figures read the merged per-sample records of ``tradeoff certify-prob-merge`` only; every kappa's
-decision is replayed from the success counts stored in them (:mod:`tradeoff.certify.prob_records`).
+decision is replayed from the success counts stored in them (:mod:`tradeoff.certify.prob_decisions`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..certify.prob_decisions import decisions, metrics
 from ..certify.prob_settings import ProbSettings
 from ..io import read_records
 from . import register
@@ -30,8 +31,6 @@ def prob_kappa(out: str, records: Mapping[str, Mapping[str, str]], dataset: str)
     ``records`` maps classifier -> test ('fixed' / 'sequential') -> merged record CSV.
     """
     from matplotlib.lines import Line2D
-
-    from ..certify.prob_records import metrics  # torch: imported by the figures that need it only
 
     fig, ax = new_figure(5.5, 4.0)
     colors: dict[str, str] = {}
@@ -69,8 +68,6 @@ def prob_samples(out: str, records: Mapping[str, str], dataset: str) -> None:
 
     ``records`` maps classifier -> merged record CSV of the sequential test.
     """
-    from ..certify.prob_records import decisions  # torch: imported by the figures that need it only
-
     used: dict[str, np.ndarray] = {}
     settings = None
     for name, path in records.items():

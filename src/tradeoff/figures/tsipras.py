@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..io import read_records
+from ..theory import exact_accuracy_curve
 from . import register
 from .style import save
 
@@ -20,8 +21,6 @@ LABELS = {"standard": "standard training", "adversarial": "adversarial training 
 
 def _panel(ax: plt.Axes, names: Sequence[str], curves: Mapping[str, np.ndarray],
            records: Mapping[str, Mapping[str, str]], eps_points: np.ndarray, eps_attack: float) -> None:
-    from ..tsipras import exact_accuracy_curve  # torch: imported by the figures that need it only
-
     for name in names:
         color = COLORS.get(name)
         rows = curves[name]

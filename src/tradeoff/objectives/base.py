@@ -35,12 +35,19 @@ def step_size(params: dict[str, Any], threat: Threat, steps: int) -> float:
 
 
 def in_eval_mode(model: nn.Module, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """Run ``fn`` with the model in eval mode (as the reference TRADES code does for its inner attack)."""
+    """Run ``fn`` with the model in eval mode (as the reference TRADES code does for its inner attack) and its
+    parameters frozen: the inner attack's backward passes compute input gradients only, and its result carries
+    no graph to the parameters. Both are restored afterwards, also when ``fn`` raises."""
     was_training = model.training
+    trainable = [p for p in model.parameters() if p.requires_grad]
     model.eval()
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         return fn()
     finally:
+        for p in trainable:
+            p.requires_grad_(True)
         model.train(was_training)
 
 
