@@ -65,9 +65,10 @@ def test_small_cnn_channels_last_is_the_same_function(tmp_path):
     assert fast.block2[0].weight.is_contiguous(memory_format=torch.channels_last)
     plain = build_model("small_cnn", "digits", 10, (1, 8, 8), {"width": 32}).eval()
     for p in plain.parameters():
-        p.data = p.data.contiguous()
+        p.data = p.data.clone(memory_format=torch.contiguous_format)
     plain.load_state_dict(fast.state_dict())
-    assert not plain.block2[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(m.weight.stride() == torch.empty(m.weight.shape).stride() for m in plain.modules()
+               if isinstance(m, torch.nn.Conv2d))  # row-major strides, also for the one-channel first layer
     x = torch.rand(50, 1, 8, 8)
     grads = []
     for model in (fast, plain):
@@ -75,8 +76,10 @@ def test_small_cnn_channels_last_is_the_same_function(tmp_path):
         out = model(z)
         out.logsumexp(1).sum().backward()
         grads.append((out.detach(), z.grad))
-    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
-    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-6)
+    # relative norm, not elementwise: a max-pool window whose two largest inputs are within float rounding may
+    # route one pixel's gradient differently in the two layouts
+    for a, b in zip(grads[0], grads[1], strict=True):
+        assert (a - b).norm() <= 1e-4 * b.norm()
     torch.save(plain.state_dict(), tmp_path / "w.pt")
     again = build_model("small_cnn", "digits", 10, (1, 8, 8), {"width": 32}).eval()
     again.load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True))

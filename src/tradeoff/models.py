@@ -43,7 +43,8 @@ class SmallCNN(Classifier):
     """Three 3×3 conv layers and a two-layer head; for 8×8 digits (≈90k params at width 32) or MNIST.
 
     The weights are kept channels-last: the same function (outputs and input gradients agree with the
-    contiguous layout to float rounding), computed about 1.2–1.3× faster by oneDNN on a CPU, mostly in max-pooling.
+    contiguous layout to float rounding), computed 1.15–1.35× faster by oneDNN on a CPU, mostly in max-pooling
+    (benchmarks/layout.py).
     """
 
     def __init__(self, in_channels: int, image_size: int, num_classes: int, width: int = 32,
