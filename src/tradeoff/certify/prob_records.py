@@ -46,8 +46,7 @@ from ..errors import TradeoffError
 from ..io import ResumableCSV, provenance, read_records, write_records
 from ..progress import Progress
 from ..records import summary_row
-from .prob_decisions import TESTS, decisions, decode_counts, encode_counts, metrics
-from .prob_decisions import decide as _decide
+from .prob_decisions import TESTS, decide, decisions, decode_counts, encode_counts, metrics
 from .prob_settings import ProbSettings, check_settings
 from .probabilistic import run_sequential_many
 from .sampling import ball_sampler, iter_predictions, point_generator
@@ -156,7 +155,7 @@ def certify_points(
 
 def decide_records(raw: pd.DataFrame, test: str, settings: ProbSettings) -> pd.DataFrame:
     """The decided records (:data:`COLUMNS`) of ``test`` at the summary's kappa, from raw records."""
-    out = [_decide(decode_counts(c), test, settings.kappa, settings) for c in raw["counts"]]
+    out = [decide(decode_counts(c), test, settings.kappa, settings) for c in raw["counts"]]
     frame = raw.copy()
     frame["outcome"] = [o.value for o, _, _ in out]
     frame["successes"] = [k for _, _, k in out]
