@@ -7,6 +7,7 @@ from tradeoff.models import ARCHITECTURES, build_model
 
 CASES = {
     "small_cnn": ("digits", 10, (1, 8, 8), {}),
+    "stride_cnn": ("mnist", 10, (1, 28, 28), {}),
     "mlp": ("gauss3", 3, (2,), {}),
     "linear": ("tsipras", 2, (11,), {}),
     "resnet18": ("cifar10", 10, (3, 32, 32), {}),
@@ -30,6 +31,14 @@ def test_logits_and_features(arch):
 def test_small_cnn_on_mnist_shape():
     model = build_model("small_cnn", "mnist", 10, (1, 28, 28))
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_stride_cnn_is_wong_et_al_mnist_network():
+    """16/32 channels of 4×4 stride-2 convolutions and a 100-unit layer: 166,406 parameters at width 16."""
+    model = build_model("stride_cnn", "mnist", 10, (1, 28, 28))
+    assert sum(p.numel() for p in model.parameters()) == 16 * 17 + 32 * (16 * 16 + 1) + 100 * (32 * 49 + 1) + 1010
+    _, (f1, f2) = model.forward_features(torch.rand(2, 1, 28, 28))
+    assert f1.shape == (2, 16, 14, 14) and f2.shape == (2, 32, 7, 7)
 
 
 def test_normalization_happens_inside():

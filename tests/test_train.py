@@ -149,3 +149,59 @@ def test_inner_attack_leaves_the_model_trainable(objective):
     assert model.training and all(p.requires_grad for p in model.parameters())
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_eps_ramp_grows_the_attack_budget_linearly_then_holds():
+    threat = Threat("Linf", 0.3, (0.0, 1.0))
+    objective = build_objective("pgd_at", {"steps": 2, "step_rel": 0.5, "eps_ramp": 0.5}, threat)
+    x, y = toy_data(8)
+    model = make_model()
+    seen = []
+    for done in (0.0, 0.1, 0.25, 0.5, 0.9):
+        objective.set_progress(done)
+        torch.manual_seed(0)
+        _, stats = objective(model, x, y)
+        seen.append(stats["eps"])
+    assert seen == pytest.approx([0.0, 0.06, 0.15, 0.3, 0.3], abs=1e-9)
+    # the inner attack stays inside the current budget
+    objective.set_progress(0.1)
+    captured = {}
+    inner = objective.inner
+
+    def spy(m, xb, yb):
+        captured["threat"] = objective.threat.scaled(objective.scale)
+        return inner(m, xb, yb)
+
+    objective.inner = spy
+    objective(model, x, y)
+    assert captured["threat"].eps == pytest.approx(0.06)
+
+
+def test_ramped_training_resumes_to_identical_weights(tmp_path):
+    x, y = toy_data()
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-2, seed=3, schedule="cyclic")
+    params = {"steps": 2, "step_rel": 0.5, "eps_ramp": 0.6}
+    threat = Threat("Linf", 0.2, (0.0, 1.0))
+    full = make_model()
+    train(full, build_objective("pgd_at", params, threat), x, y, cfg, tmp_path / "a.pt", "r", DEVICE,
+          progress=False)
+    part = make_model()
+    train(part, build_objective("pgd_at", params, threat), x, y, cfg, tmp_path / "b.pt", "r", DEVICE,
+          progress=False, stop_after_epoch=0)
+    resumed = make_model()
+    history = train(resumed, build_objective("pgd_at", params, threat), x, y, cfg, tmp_path / "b.pt", "r",
+                    DEVICE, progress=False)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert history[0]["eps"] < history[1]["eps"] < history[2]["eps"] <= 0.2 + 1e-9
+
+
+def test_cyclic_schedule_rises_to_the_peak_at_two_fifths_and_falls_to_zero():
+    from tradeoff.train import lr_factor
+
+    cfg = TrainConfig(schedule="cyclic")
+    factors = [lr_factor(cfg, s, 100) for s in range(100)]
+    assert factors[39] == pytest.approx(1.0) and max(factors) == pytest.approx(1.0)
+    assert factors[0] == pytest.approx(1 / 40) and factors[-1] == pytest.approx(0.0)
+    assert all(a < b for a, b in zip(factors[:39], factors[1:40], strict=True)) and all(
+        a > b for a, b in zip(factors[39:-1], factors[40:], strict=True))

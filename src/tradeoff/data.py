@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .download import DatasetUnavailable
 from .io import ArtifactError, load_torch, read_json, save_torch, sidecar, write_json
 
 SPLITS = ("train", "calib", "test")
@@ -30,10 +31,6 @@ TORCHVISION_DATASETS = {
                  "url": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"},
 }
 DATASETS = ("digits", "tsipras", "gauss3", *TORCHVISION_DATASETS)
-
-
-class DatasetUnavailable(RuntimeError):
-    """A dataset's files are not on disk and cannot be downloaded."""
 
 
 @dataclass
@@ -207,8 +204,9 @@ def build(name: str, params: Mapping[str, Any], seed: int) -> dict[str, torch.Te
 
 
 def prepare(name: str, params: Mapping[str, Any], seed: int, out: str | Path,
-            provenance: Mapping[str, Any]) -> Splits:
-    """Build dataset ``name`` and write it to ``out`` (+ a JSON sidecar with checksum and shapes)."""
+            provenance: Mapping[str, Any], download: Mapping[str, Any] | None = None) -> Splits:
+    """Build dataset ``name`` and write it to ``out`` (+ a JSON sidecar with checksum, shapes and, for a
+    downloaded dataset, the download stage's manifest ``download``: where the files came from, their digests)."""
     tensors = build(name, params, seed)
     num_classes, shape, bounds = describe(name, params)
     for split in SPLITS:
@@ -220,7 +218,7 @@ def prepare(name: str, params: Mapping[str, Any], seed: int, out: str | Path,
         "dataset": name, "num_classes": num_classes, "input_shape": list(shape),
         "bounds": None if bounds is None else list(bounds), "sha256": digest,
         "sizes": {s: int(tensors[f"y_{s}"].shape[0]) for s in SPLITS},
-        "params": dict(params), **dict(provenance),
+        "params": dict(params), **({"download": dict(download)} if download else {}), **dict(provenance),
     }
     write_json(sidecar(out), meta)
     return Splits(name, tensors, num_classes, shape, bounds, meta)

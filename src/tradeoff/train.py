@@ -44,7 +44,7 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine | multistep | constant
+    schedule: str = "cosine"  # cosine | multistep | constant | cyclic
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # fractions of the epochs
     gamma: float = 0.1
     grad_clip: float | None = None
@@ -75,6 +75,9 @@ def lr_factor(cfg: TrainConfig, step: int, total: int) -> float:
         return 1.0
     if cfg.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+    if cfg.schedule == "cyclic":  # Wong et al. 2020: linear from 0 to lr over the first 2/5, then back to 0
+        done = (step + 1) / max(total, 1)
+        return done / 0.4 if done < 0.4 else max(0.0, (1.0 - done) / 0.6)
     if cfg.schedule == "multistep":
         done = step / max(total, 1)
         return cfg.gamma ** sum(done >= m for m in cfg.milestones)
@@ -165,6 +168,8 @@ def train(
             factor = lr_factor(cfg, epoch * steps_per_epoch + b, total_steps)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
+            if hasattr(objective, "set_progress"):  # an ε ramp (objectives.RampedObjective)
+                objective.set_progress((epoch * steps_per_epoch + b) / total_steps)
             loss, stats = objective(model, xb, yb)
             logged.update(1)
             if not torch.isfinite(loss):

@@ -12,6 +12,7 @@ MODULES = [
     "tradeoff.commands.claims",
     "tradeoff.commands.readme",
     "tradeoff.commands.points",
+    "tradeoff.commands.download",
 ]
 
 # Which module defines each subcommand (lets the CLI import only the stage a job runs; a subcommand
@@ -30,5 +31,5 @@ COMMANDS = {
     "certify-prob-merge": "tradeoff.commands.probabilistic", "theory-evaluate": "tradeoff.commands.theory",
     "zoo-fetch": "tradeoff.commands.zoo", "worst": "tradeoff.commands.core", "sanity": "tradeoff.commands.core",
     "claims": "tradeoff.commands.claims", "readme": "tradeoff.commands.readme",
-    "merge-points": "tradeoff.commands.points",
+    "merge-points": "tradeoff.commands.points", "download": "tradeoff.commands.download",
 }
