@@ -7,7 +7,7 @@ import importlib
 import sys
 import traceback
 
-from .commands import COMMANDS, MODULES
+from .commands import commands, modules
 from .commands.common import setup_logging
 from .errors import EXIT_USER_ERROR, TradeoffError
 from .progress import interval_arg, set_default_interval
@@ -45,8 +45,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                              "of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     wanted = _requested(argv if argv is not None else sys.argv[1:])
-    modules = [COMMANDS[wanted]] if wanted in COMMANDS else MODULES
-    for name in modules:
+    registry = commands()
+    for name in [registry[wanted]] if wanted in registry else modules():
         importlib.import_module(name).register(sub)
     return parser
 

@@ -75,7 +75,7 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
                        name: str, classifier_sha256: str | None, threat_spec: Mapping[str, Any], out: str | Path,
                        seed: int, batch_size: int, device: torch.device, combine: Sequence[str] = (),
                        combine_decides_correct: bool = False, coordinates: bool = False, clean_row: bool = False,
-                       stop_after: int | None = None, shard: int = 0, shards: int = 1) -> StageOutput:
+                       stop_after: int | None = None, shard: int = 0, shards: int | None = None) -> StageOutput:
     """Robustness records of ``model`` on the test split, written to ``out`` as a resumable job.
 
     Per point: the attack of ``params`` (:class:`~tradeoff.abstain.RobustnessAttack`) towards changing the
@@ -87,7 +87,7 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
     differ). Guarantees: ``robust_accurate = correct·robust``,
     ``robust_inaccurate = (1 − correct)·robust``; the chunk starting at index ``s`` draws from
     ``chunk_generator(seed, s)`` (and pyautoattack from ``seed + s``), so the records do not depend on
-    where a previous run was killed. With ``shards`` > 1 only shard ``shard``'s chunks are run
+    where a previous run was killed. With ``shards`` (even 1) only shard ``shard``'s chunks are run
     (:class:`~tradeoff.resume.PointJob`); its rows are those of the whole job's at the same indices.
     """
     attack = RobustnessAttack.from_mapping(params)
@@ -179,7 +179,7 @@ def composite_evaluation(composite: Composite, spec: Mapping[str, Any], splits: 
                          name: str, params: Mapping[str, Any], suite: Mapping[str, Any],
                          strong: Mapping[str, Any] | None, robust_records: str, standard_records: str,
                          out: str | Path, seed: int, batch_size: int, device: torch.device,
-                         stop_after: int | None = None, shard: int = 0, shards: int = 1) -> StageOutput:
+                         stop_after: int | None = None, shard: int = 0, shards: int | None = None) -> StageOutput:
     """Per test point: the composite's clean prediction (runtime selector), the reference code's
     joined-records robustness (selector at 2ε, parts' robustness records at ε) and the end-to-end adaptive
     attack, written to ``out`` as a resumable job.
@@ -188,7 +188,7 @@ def composite_evaluation(composite: Composite, spec: Mapping[str, Any], splits: 
     formula's correctness (so it is at most both the formula's and the attack's robust accuracy); the chunk
     starting at ``s`` draws the clean decision from ``chunk_generator(seed + 1, s)`` and the attack from
     ``chunk_generator(seed, s)``, so the records do not depend on where a previous run was killed. With
-    ``shards`` > 1 only shard ``shard``'s chunks are run (:class:`~tradeoff.resume.PointJob`).
+    ``shards`` (even 1) only shard ``shard``'s chunks are run (:class:`~tradeoff.resume.PointJob`).
     """
     attack = AdaptiveAttack.from_mapping({**params, **suite})
     strong_attack = None if strong is None else RobustnessAttack.from_mapping(strong)

@@ -28,7 +28,6 @@ from .attacks.autoattack import run_autoattack
 from .attacks.pgd import Threat, attack_model
 from .attacks.suite import MarginSuite, margin_attack
 from .io import ResumableCSV
-from .point_records import check_shard, shard_chunks
 from .progress import Progress
 from .records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
     ATTACKS,
@@ -43,6 +42,7 @@ from .records import (  # noqa: F401  (re-exported: the evaluation's record help
     summary_row,
 )
 from .seeding import derive_seed
+from .shards import check_shard, shard_chunks
 
 log = logging.getLogger("tradeoff")
 DEFAULT_EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -205,26 +205,26 @@ def evaluate_batches(model: Model, x: torch.Tensor, y: torch.Tensor, attacks: Se
     return 0
 
 
-def progress_path(out_dir: str | Path, attacks: Sequence[str], shard: int, shards: int) -> Path:
-    """Where an evaluation job running ``attacks`` keeps its progress: with ``shards`` > 1 the shard's
-    records ``shards/<attacks joined by +>-<shard>-of-<shards>.csv``, else a ``.partial`` file next to the
-    per-evaluation records (gone once they are written)."""
+def progress_path(out_dir: str | Path, attacks: Sequence[str], shard: int, shards: int | None) -> Path:
+    """Where an evaluation job running ``attacks`` keeps its progress: as shard ``shard`` of ``shards`` the
+    shard's records ``shards/<attacks joined by +>-<shard>-of-<shards>.csv``; as the whole job (``shards``
+    None) a ``progress-`` file next to the per-evaluation records (gone once they are written)."""
     group = "+".join(attacks)
-    if shards > 1:
+    if shards is not None:
         return Path(out_dir) / "shards" / f"{group}-{shard}-of-{shards}.csv"
     return Path(out_dir) / f"progress-{group}.csv"
 
 
 def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]], attacks: Sequence[str],
                    threat_spec: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]], *, seed: int,
-                   device: torch.device, batch_size: int, shard: int = 0, shards: int = 1,
+                   device: torch.device, batch_size: int, shard: int = 0, shards: int | None = None,
                    stop_after: int | None = None) -> bool:
     """The ``evaluate`` stage: every evaluation of ``attacks`` on the test split of ``data`` for each
     ``(classifier JSON, classifier id, output folder)`` of ``classifiers`` in turn, batch by batch
     (:func:`evaluate_batches`), resumable from :func:`progress_path`.
 
-    Unsharded, writes ``<folder>/<attack>.csv`` per evaluation (:func:`~tradeoff.records.write_evaluations`);
-    with ``shards`` > 1, the shard's records (:data:`PROGRESS_COLUMNS`, closed with the run's description
+    As the whole job (``shards`` None), writes ``<folder>/<attack>.csv`` per evaluation
+    (:func:`~tradeoff.records.write_evaluations`); as shard ``shard`` of ``shards`` (even of 1), the shard's records (:data:`PROGRESS_COLUMNS`, closed with the run's description
     that :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
     a classifier with batches left (its progress is kept and later classifiers are not started), else True.
     """
@@ -237,6 +237,8 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
     splits = data_mod.load(data)
     threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)
     x, y = splits.x("test"), splits.y("test")
+    sharded = shards is not None
+    shards = shards if sharded else 1
     check_shard(shard, shards)
     starts = shard_chunks(x.shape[0], batch_size, shard, shards)
     params = {a: params.get(a, {}) for a in attacks}
@@ -245,7 +247,7 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
         run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta.get("sha256"),
                "attacks": list(attacks), "threat": threat_spec, "params": params, "seed": seed,
                "batch_size": batch_size, "shard": shard, "shards": shards}
-        progress = ResumableCSV(progress_path(out_dir, attacks, shard, shards), PROGRESS_COLUMNS,
+        progress = ResumableCSV(progress_path(out_dir, attacks, shard, shards if sharded else None), PROGRESS_COLUMNS,
                                 key=fingerprint(run))
         model = load_classifier(spec_path, device)
         left = evaluate_batches(model, x, y, attacks, threat, params, seed, device, batch_size, starts, progress,
@@ -256,7 +258,7 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
                      progress.partial)
             return False
         context = {"classifier_sha256": spec.get("sha256"), "batch_size": batch_size}
-        if shards > 1:
+        if sharded:
             progress.finalize({"dataset": splits.name, "classifier": name, **run, **context,
                                **provenance(run, seed)}, sort_key="batch")
         else:

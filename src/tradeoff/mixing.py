@@ -614,7 +614,7 @@ def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits:
                         name: str, autoattack: str, params: Mapping[str, Any], suite: Mapping[str, Any],
                         threat_spec: Mapping[str, Any], out: str | Path, seed: int, batch_size: int,
                         device: torch.device, stop_after: int | None = None, shard: int = 0,
-                        shards: int = 1) -> StageOutput:
+                        shards: int | None = None) -> StageOutput:
     """The mixing network's adaptive evaluation, written to ``out`` as a resumable job: per test point the
     worst case of its AutoAttack record (``autoattack``, of the same classifier) and
     :func:`~tradeoff.attacks.adaptive.mixnet_evaluation_attack` (the CE + w·BCE attack over ``params["w"]``
@@ -622,7 +622,7 @@ def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits:
 
     Guarantees: ``correct = correct_autoattack · correct_adaptive`` (a clean error stays an error); the chunk
     starting at ``s`` draws from ``chunk_generator(seed, s, bits=32)`` on the CPU, so the records do not
-    depend on where a previous run was killed. With ``shards`` > 1 only shard ``shard``'s chunks are run
+    depend on where a previous run was killed. With ``shards`` (even 1) only shard ``shard``'s chunks are run
     (:class:`~tradeoff.resume.PointJob`). Raises :class:`~tradeoff.io.ArtifactError` if the AutoAttack
     record belongs to another classifier or split.
     """

@@ -27,11 +27,12 @@ import numpy as np
 from .errors import TradeoffError
 from .io import provenance, read_json, sha256_file, sidecar, write_records
 from .records import summary_row
+from .shards import shard_indices, shard_path
 from .threat import Threat
 
 __all__ = ["ADAPTIVE_COLUMNS", "ADAPTIVE_METRICS", "COMPOSITE_COLUMNS", "ROBUSTNESS_COLUMNS", "STAGES",
            "adaptive_summary", "composite_summary", "finish", "finish_context", "merge_shards",
-           "robustness_metrics", "robustness_summary", "shard_chunks", "shard_path"]
+           "robustness_metrics", "robustness_summary"]
 
 STAGES = ("robustness", "era-composite", "adaptive-eval")
 """The per-point stages (named as their commands)."""
@@ -198,32 +199,6 @@ def finish(context: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
 # ----------------------------------------------------------------------------------------------------------
 # Shards
 # ----------------------------------------------------------------------------------------------------------
-
-
-def shard_path(out: str | Path, shard: int, shards: int) -> Path:
-    """Where shard ``shard`` of ``shards`` of the job writing the records ``out`` keeps its rows:
-    ``<folder of out>/shards/<stem of out>-<shard>-of-<shards>.csv``."""
-    out = Path(out)
-    return out.parent / "shards" / f"{out.stem}-{shard}-of-{shards}.csv"
-
-
-def check_shard(shard: int, shards: int) -> None:
-    """Raise :class:`TradeoffError` unless ``0 ≤ shard < shards``."""
-    if shards < 1 or not 0 <= shard < shards:
-        raise TradeoffError(f"--shard {shard} --shards {shards}: need 0 ≤ shard < shards")
-
-
-def shard_chunks(total: int, batch_size: int, shard: int, shards: int) -> list[int]:
-    """First indices of the chunks of the grid ``[0, B), [B, 2B), ...`` over ``total`` points that shard
-    ``shard`` of ``shards`` runs: chunk ``c`` (first index ``c·B``) with ``c mod shards = shard``. The shards
-    partition the chunks."""
-    return [start for start in range(0, total, batch_size) if (start // batch_size) % shards == shard]
-
-
-def shard_indices(total: int, batch_size: int, shard: int, shards: int) -> list[int]:
-    """The test indices shard ``shard`` of ``shards`` evaluates, in order."""
-    return [i for start in shard_chunks(total, batch_size, shard, shards)
-            for i in range(start, min(start + batch_size, total))]
 
 
 def _read_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:

@@ -9,7 +9,7 @@ and only its missing rows are written, so a resumed job writes exactly the rows 
 Because the grid decides which points share a chunk's draws, the batch size belongs to the key.
 
 A job can be split into ``shards`` jobs: shard ``k`` runs the chunks ``c`` (first index ``c·B``) with
-``c mod shards = k`` and writes its rows to its shard record (:func:`~tradeoff.point_records.shard_path`),
+``c mod shards = k`` and writes its rows to its shard record (:func:`~tradeoff.shards.shard_path`),
 resumable and keyed like the whole job (with ``shard`` and ``shards`` in the key); the light merge
 (:func:`~tradeoff.point_records.merge_shards`) writes the records, summary rows and metadata of one
 unsharded job.
@@ -26,8 +26,9 @@ from typing import Any
 import torch
 
 from .io import ResumableCSV, provenance
-from .point_records import check_shard, finish, shard_chunks, shard_indices, shard_path
+from .point_records import finish
 from .seeding import seed_word
+from .shards import check_shard, shard_chunks, shard_indices, shard_path
 from .train import fingerprint
 
 __all__ = ["PointJob", "StageOutput", "chunk_generator", "stage_output"]
@@ -50,9 +51,9 @@ class PointJob:
     ``run`` must hold everything the rows depend on (inputs' checksums, attack parameters, threat, seed,
     batch size); progress made under another ``run`` is set aside by the writer, never merged.
     ``stop_after`` stops the job after that many new rows (progress is kept; used to test resumption).
-    With ``shards`` > 1 the job is shard ``shard``: it runs only its chunks (those ``c`` with
-    ``c mod shards = shard``) and writes to ``shard_path(out, shard, shards)`` under the key of ``run`` with
-    ``shard`` and ``shards`` added; with ``shards`` = 1 path and key are those of the whole job.
+    With ``shards`` = n (even 1) the job is shard ``shard`` of n: it runs only its chunks (those ``c`` with
+    ``c mod n = shard``) and writes to ``shard_path(out, shard, n)`` under the key of ``run`` with
+    ``shard`` and ``shards`` added, for the merge; with ``shards`` None it is the whole job, writing ``out``.
     """
 
     out: str | Path
@@ -62,7 +63,7 @@ class PointJob:
     batch_size: int
     stop_after: int | None = None
     shard: int = 0
-    shards: int = 1
+    shards: int | None = None
     written: int = 0
     sink: ResumableCSV = field(init=False)
     _done: set[int] = field(init=False, default_factory=set)
@@ -71,8 +72,8 @@ class PointJob:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch size must be positive, got {self.batch_size}")
-        check_shard(self.shard, self.shards)
-        self._size = len(shard_indices(self.total, self.batch_size, self.shard, self.shards))
+        check_shard(self.shard, self.n_shards)
+        self._size = len(shard_indices(self.total, self.batch_size, self.shard, self.n_shards))
         self.sink = ResumableCSV(self.path, self.columns, key=self.key)
         self._done = {int(k) for k in self.sink.done_keys("index")}
         if self.sink.rows:
@@ -85,12 +86,18 @@ class PointJob:
 
     @property
     def sharded(self) -> bool:
-        return self.shards > 1
+        """Whether this job is a shard (whose records a merge finishes)."""
+        return self.shards is not None
+
+    @property
+    def n_shards(self) -> int:
+        """The number of shards the points are split into (1 for the whole job)."""
+        return self.shards if self.shards is not None else 1
 
     @property
     def path(self) -> Path:
         """The file this job writes: the records, or (sharded) the shard's records."""
-        return shard_path(self.out, self.shard, self.shards) if self.sharded else Path(self.out)
+        return shard_path(self.out, self.shard, self.n_shards) if self.sharded else Path(self.out)
 
     @property
     def key(self) -> str:
@@ -101,7 +108,7 @@ class PointJob:
     def chunks(self) -> Iterator[torch.Tensor]:
         """This job's chunks of the fixed grid that still miss a row, each whole (indices as a long tensor);
         stops early once ``stop_after`` new rows are written."""
-        for start in shard_chunks(self.total, self.batch_size, self.shard, self.shards):
+        for start in shard_chunks(self.total, self.batch_size, self.shard, self.n_shards):
             if self.stopped:
                 return
             idx = list(range(start, min(start + self.batch_size, self.total)))

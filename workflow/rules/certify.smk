@@ -32,7 +32,7 @@ rule certify_shard:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "certify-shard",
+            "certify",
             "--seed {params.seed} --data {input.data} "
             "--classifier {input.classifier[0]} --sigma {params.sigma} --params {params.cert:q} "
             "--shard {wildcards.shard} --shards {wildcards.shards} --out {output.records} 2> {log}",
@@ -68,7 +68,7 @@ rule certify_merge:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "certify-merge",
+            "merge certify",
             "--seed {params.seed} --data {input.data} "
             "--name gauss_aug-{wildcards.sigma} --standard {input.standard[0]} --sigma {params.sigma} "
             "--params {params.cert:q} --out-rs {output.rs} --out-mixed {output.mixed} {input.shards} 2> {log}",

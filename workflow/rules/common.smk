@@ -270,7 +270,7 @@ MIX_FIGURES = ["mixing_tradeoff", "mixing_alpha", "mixing_margin"]
 
 
 # T_g and T_h: `mixing.temperatures` is `calibrate` (temperature scaling of each base model on the calibration
-# split, by the job mix_temperatures) or fixed values {g: T_g, h: T_h}.
+# split, by the job mixing_temperatures) or fixed values {g: T_g, h: T_h}.
 MIX_TEMPS = MIX["temperatures"]
 MIX_CALIBRATE = MIX_TEMPS == "calibrate"
 

@@ -19,7 +19,7 @@ rule prepare_data:
         section=lambda w: J(dataset_params(w.dataset)),
         seed=SEED,
     shell:
-        "tradeoff prepare-data --dataset {wildcards.dataset} --params {params.section:q} "
+        "tradeoff data --dataset {wildcards.dataset} --params {params.section:q} "
         "--seed {params.seed} --out {output.data} 2> {log}"
 
 

@@ -6,8 +6,8 @@
 # by joining records and by an end-to-end adaptive attack; and the decision-region picture on the 2-D dataset
 # gauss3 (its own dataset, models and ε, independent of config["dataset"] and `threats`).
 # The `era` model itself is trained by the generic `train` rule (config `models: era`, init: trades).
-# With `attacks.shards` > 1 the robustness records and the composites' evaluations are each split into that
-# many shard jobs (every n-th chunk of test points) and a light merge writes the same records.
+# The robustness records and the composites' evaluations each run as `attacks.shards` shard jobs (every n-th
+# chunk of test points, n = 1 included) and a light `tradeoff merge` job that writes the records.
 
 
 localrules:
@@ -43,219 +43,142 @@ rule era_composite_spec:
         "--selector {params.selector:q} --threat {params.threat:q} --name {wildcards.composite} --out {output} 2> {log}"
 
 
-if ATTACK_SHARDS == 1:
+localrules:
+    era_robustness_merge,
+    era_composite_merge,
 
-    rule era_robustness:
-        """Robust accuracy and robust inaccuracy of a base model at one threat (attack towards its own prediction)."""
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
-            combine=lambda w: [eval_path(w.dataset, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]],
-        output:
-            records="results/{dataset}/{threat}/eval/{classifier}/robustness.csv",
-            meta="results/{dataset}/{threat}/eval/{classifier}/robustness.json",
-        log:
-            "logs/{dataset}/{threat}/eval/{classifier}/robustness.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(ERA_THREATS),
-            classifier=alternatives(BASE_MODELS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        params:
-            threat=lambda w: threat_json(w.threat),
-            attack=J(ERA_STRONG),
-            decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
-            batch_size=config["attacks"]["batch_size"],
-            seed=SEED,
-        shell:
-            tradeoff_shell(
-                "robustness",
-                "--seed {params.seed} --data {input.data} "
-                "--classifier {input.classifier[0]} --name {wildcards.classifier} --threat {params.threat:q} "
-                "--params {params.attack:q} --combine {input.combine} {params.decides} "
-                "--batch-size {params.batch_size} --out {output.records} 2> {log}",
-            )
 
-    rule era_composite_evaluate:
-        """A composite by joining its branches' records and by an end-to-end adaptive attack, at one threat."""
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.composite),
-            robust_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_COMPOSITES[w.composite]),
-            standard_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_STANDARD),
-        output:
-            records="results/{dataset}/{threat}/eval/{composite}/adaptive.csv",
-            meta="results/{dataset}/{threat}/eval/{composite}/adaptive.json",
-        log:
-            "logs/{dataset}/{threat}/eval/{composite}/adaptive.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(ERA_THREATS),
-            composite=alternatives(ERA_COMPOSITES),
-        conda:
-            "../../envs/torch.yaml"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        params:
-            attack=J(ERA_COMP["adaptive"]),
-            suite=J(config["attacks"]["composite"]),
-            strong=J(ERA_STRONG),
-            batch_size=config["attacks"]["batch_size"],
-            seed=SEED,
-        shell:
-            tradeoff_shell(
-                "era-composite",
-                "--seed {params.seed} --data {input.data} "
-                "--classifier {input.classifier[0]} --name {wildcards.composite} --robust-records {input.robust_records} "
-                "--standard-records {input.standard_records} --params {params.attack:q} --suite {params.suite:q} "
-                "--strong {params.strong:q} --batch-size {params.batch_size} --out {output.records} 2> {log}",
-            )
+rule era_robustness_shard:
+    """One shard of a base model's robustness records at one threat (every n-th chunk of points)."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+        combine=lambda w: [eval_path(w.dataset, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]],
+    output:
+        records=point_shard_output(ERA_ROBUSTNESS_RECORDS),
+        meta=point_shard_output(ERA_ROBUSTNESS_RECORDS, "json"),
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(ERA_THREATS),
+        classifier=alternatives(BASE_MODELS),
+        shard=r"\d+",
+        shards=str(ATTACK_SHARDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attack=J(ERA_STRONG),
+        decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
+        batch_size=config["attacks"]["batch_size"],
+        seed=SEED,
+        out=lambda w: ERA_ROBUSTNESS_RECORDS.format(**dict(w.items())),
+    shell:
+        tradeoff_shell(
+            "era-robustness",
+            "--seed {params.seed} --data {input.data} "
+            "--classifier {input.classifier[0]} --name {wildcards.classifier} --threat {params.threat:q} "
+            "--params {params.attack:q} --combine {input.combine} {params.decides} "
+            "--batch-size {params.batch_size} --shard {wildcards.shard} --shards {wildcards.shards} "
+            "--out {params.out} 2> {log}",
+        )
 
-else:
 
-    localrules:
-        era_robustness_merge,
-        era_composite_evaluate_merge,
+rule era_robustness_merge:
+    """Merge a base model's robustness shards at one threat into its robustness records."""
+    input:
+        point_shards(ERA_ROBUSTNESS_RECORDS),
+    output:
+        records="results/{dataset}/{threat}/eval/{classifier}/robustness.csv",
+        meta="results/{dataset}/{threat}/eval/{classifier}/robustness.json",
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/robustness-merge.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness-merge.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(ERA_THREATS),
+        classifier=alternatives(BASE_MODELS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    shell:
+        "tradeoff merge era-robustness --out {output.records} {input} 2> {log}"
 
-    # Sharded: each shard (every ATTACK_SHARDS-th chunk of test points) is a separate, resumable job (a GPU
-    # job on a cluster); a light job merges the shards into the records one unsharded job writes.
-    rule era_robustness_shard:
-        """One shard of a base model's robustness records at one threat (every ATTACK_SHARDS-th chunk of points)."""
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
-            combine=lambda w: [eval_path(w.dataset, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]],
-        output:
-            records=point_shard_output(ERA_ROBUSTNESS_RECORDS),
-            meta=point_shard_output(ERA_ROBUSTNESS_RECORDS, "json"),
-        log:
-            "logs/{dataset}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(ERA_THREATS),
-            classifier=alternatives(BASE_MODELS),
-            shard=r"\d+",
-            shards=str(ATTACK_SHARDS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        params:
-            threat=lambda w: threat_json(w.threat),
-            attack=J(ERA_STRONG),
-            decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
-            batch_size=config["attacks"]["batch_size"],
-            seed=SEED,
-            out=lambda w: ERA_ROBUSTNESS_RECORDS.format(**dict(w.items())),
-        shell:
-            tradeoff_shell(
-                "robustness",
-                "--seed {params.seed} --data {input.data} "
-                "--classifier {input.classifier[0]} --name {wildcards.classifier} --threat {params.threat:q} "
-                "--params {params.attack:q} --combine {input.combine} {params.decides} "
-                "--batch-size {params.batch_size} --shard {wildcards.shard} --shards {wildcards.shards} "
-                "--out {params.out} 2> {log}",
-            )
 
-    rule era_robustness_merge:
-        """Merge a base model's robustness shards at one threat into its robustness records."""
-        input:
-            point_shards(ERA_ROBUSTNESS_RECORDS),
-        output:
-            records="results/{dataset}/{threat}/eval/{classifier}/robustness.csv",
-            meta="results/{dataset}/{threat}/eval/{classifier}/robustness.json",
-        log:
-            "logs/{dataset}/{threat}/eval/{classifier}/robustness-merge.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness-merge.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(ERA_THREATS),
-            classifier=alternatives(BASE_MODELS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: 1
-        resources:
-            **LIGHT,
-        shell:
-            "tradeoff merge-points --stage robustness --out {output.records} {input} 2> {log}"
+rule era_composite_shard:
+    """One shard of a composite's evaluation at one threat (every n-th chunk of points)."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.composite),
+        robust_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_COMPOSITES[w.composite]),
+        standard_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_STANDARD),
+    output:
+        records=point_shard_output(ERA_COMPOSITE_RECORDS),
+        meta=point_shard_output(ERA_COMPOSITE_RECORDS, "json"),
+    log:
+        "logs/{dataset}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(ERA_THREATS),
+        composite=alternatives(ERA_COMPOSITES),
+        shard=r"\d+",
+        shards=str(ATTACK_SHARDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        attack=J(ERA_COMP["adaptive"]),
+        suite=J(config["attacks"]["composite"]),
+        strong=J(ERA_STRONG),
+        batch_size=config["attacks"]["batch_size"],
+        seed=SEED,
+        out=lambda w: ERA_COMPOSITE_RECORDS.format(**dict(w.items())),
+    shell:
+        tradeoff_shell(
+            "era-composite",
+            "--seed {params.seed} --data {input.data} "
+            "--classifier {input.classifier[0]} --name {wildcards.composite} --robust-records {input.robust_records} "
+            "--standard-records {input.standard_records} --params {params.attack:q} --suite {params.suite:q} "
+            "--strong {params.strong:q} --batch-size {params.batch_size} --shard {wildcards.shard} "
+            "--shards {wildcards.shards} --out {params.out} 2> {log}",
+        )
 
-    rule era_composite_evaluate_shard:
-        """One shard of a composite's evaluation at one threat (every ATTACK_SHARDS-th chunk of points)."""
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.composite),
-            robust_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_COMPOSITES[w.composite]),
-            standard_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_STANDARD),
-        output:
-            records=point_shard_output(ERA_COMPOSITE_RECORDS),
-            meta=point_shard_output(ERA_COMPOSITE_RECORDS, "json"),
-        log:
-            "logs/{dataset}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(ERA_THREATS),
-            composite=alternatives(ERA_COMPOSITES),
-            shard=r"\d+",
-            shards=str(ATTACK_SHARDS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        params:
-            attack=J(ERA_COMP["adaptive"]),
-            suite=J(config["attacks"]["composite"]),
-            strong=J(ERA_STRONG),
-            batch_size=config["attacks"]["batch_size"],
-            seed=SEED,
-            out=lambda w: ERA_COMPOSITE_RECORDS.format(**dict(w.items())),
-        shell:
-            tradeoff_shell(
-                "era-composite",
-                "--seed {params.seed} --data {input.data} "
-                "--classifier {input.classifier[0]} --name {wildcards.composite} --robust-records {input.robust_records} "
-                "--standard-records {input.standard_records} --params {params.attack:q} --suite {params.suite:q} "
-                "--strong {params.strong:q} --batch-size {params.batch_size} --shard {wildcards.shard} "
-                "--shards {wildcards.shards} --out {params.out} 2> {log}",
-            )
 
-    rule era_composite_evaluate_merge:
-        """Merge a composite's evaluation shards at one threat into its records."""
-        input:
-            point_shards(ERA_COMPOSITE_RECORDS),
-        output:
-            records="results/{dataset}/{threat}/eval/{composite}/adaptive.csv",
-            meta="results/{dataset}/{threat}/eval/{composite}/adaptive.json",
-        log:
-            "logs/{dataset}/{threat}/eval/{composite}/adaptive-merge.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive-merge.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(ERA_THREATS),
-            composite=alternatives(ERA_COMPOSITES),
-        conda:
-            "../../envs/torch.yaml"
-        threads: 1
-        resources:
-            **LIGHT,
-        shell:
-            "tradeoff merge-points --stage era-composite --out {output.records} {input} 2> {log}"
+rule era_composite_merge:
+    """Merge a composite's evaluation shards at one threat into its records."""
+    input:
+        point_shards(ERA_COMPOSITE_RECORDS),
+    output:
+        records="results/{dataset}/{threat}/eval/{composite}/adaptive.csv",
+        meta="results/{dataset}/{threat}/eval/{composite}/adaptive.json",
+    log:
+        "logs/{dataset}/{threat}/eval/{composite}/adaptive-merge.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive-merge.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(ERA_THREATS),
+        composite=alternatives(ERA_COMPOSITES),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    shell:
+        "tradeoff merge era-composite --out {output.records} {input} 2> {log}"
 
 
 rule era_gauss3_train:
@@ -325,7 +248,7 @@ rule era_gauss3_robustness:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "robustness",
+            "era-robustness",
             "--seed {params.seed} --data {input.data} --classifier {input.spec} "
             "--name {wildcards.g3model} --threat {params.threat:q} --params {params.attack:q} --clean-row "
             "--coordinates --grid-out {output.grid} --grid-size {params.grid} --out {output.records} 2> {log}",

@@ -28,4 +28,4 @@ for _name, _figure in FIGURES.items():
             cli=_figure["cli"],
             args=_figure["args"],
         shell:
-            "tradeoff figure {params.cli} --out {output.png} --args {params.args:q} 2> {log}"
+            "tradeoff figures {params.cli} --out {output.png} --args {params.args:q} 2> {log}"

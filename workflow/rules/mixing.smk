@@ -1,14 +1,14 @@
 # Mixing classifiers (Bai, Anderson, Sojoudi): fixed-α mixtures of the accurate model g and the robust model
 # h in probability and logit space, the learned mixing network α(x) (adaptive smoothing), its adaptive
 # evaluation, and the robust model's probability margins. Every mixed classifier is a classifier JSON that
-# the generic `evaluate` rule (attack.smk) attacks end to end (clean, PGD, AutoAttack).
+# the generic `attacks` rules (attacks.smk) attacks end to end (clean, PGD, AutoAttack).
 
 
 localrules:
-    mix_spec,
+    mixing_spec,
 
 
-rule mix_temperatures:
+rule mixing_temperatures:
     """T_g and T_h by temperature scaling (minimum calibration NLL) of each base model on the calibration split."""
     input:
         data=lambda w: data_path(w.dataset),
@@ -33,13 +33,13 @@ rule mix_temperatures:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "mix-temperatures",
+            "mixing-temperatures",
             "--seed {params.seed} --data {input.data} --accurate {input.accurate[0]} "
             "--robust {input.robust[0]} --batch-size {params.batch_size} --out {output} 2> {log}",
         )
 
 
-rule mix_spec:
+rule mixing_spec:
     """The classifier JSONs of the fixed-α mixtures of one mode (every α of `mixing.alphas`)."""
     input:
         accurate=lambda w: model_json(w.dataset, w.threat, MIX_G),
@@ -65,12 +65,12 @@ rule mix_spec:
         names=lambda w: " ".join(mix_ids(w.mode)),
         temps=mix_temperature_args,
     shell:
-        "tradeoff mix-spec --accurate {input.accurate} --robust {input.robust} --alpha {params.alphas} "
+        "tradeoff mixing-spec --accurate {input.accurate} --robust {input.robust} --alpha {params.alphas} "
         "--mode {wildcards.mode} {params.temps} --name {params.names} --out {output} 2> {log}"
 
 
 # "fit mixing network": a GPU job on a cluster (declares gpu from the config like every heavy rule).
-rule fit_mixnet:
+rule mixing_fit:
     """Fit the mixing network α(x) between the accurate and the robust model (adaptive smoothing)."""
     input:
         data=lambda w: data_path(w.dataset),
@@ -81,9 +81,9 @@ rule fit_mixnet:
         spec="results/{dataset}/{threat}/models/mixnet.json",
         weights="results/{dataset}/{threat}/models/mixnet.pt",
     log:
-        "logs/{dataset}/{threat}/mixing/fit_mixnet.log",
+        "logs/{dataset}/{threat}/mixing/mixing_fit.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/mixing/fit_mixnet.tsv"
+        "results/benchmarks/{dataset}/{threat}/mixing/mixing_fit.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -102,7 +102,7 @@ rule fit_mixnet:
         checkpoint="results/{dataset}/{threat}/checkpoints/mixnet.pt",
     shell:
         tradeoff_shell(
-            "fit-mixnet",
+            "mixing-fit",
             "--seed {params.seed} --data {input.data} "
             "--accurate {input.accurate[0]} --robust {input.robust[0]} {params.temps} "
             "--threat {params.threat:q} --network {params.network:q} "
@@ -110,117 +110,80 @@ rule fit_mixnet:
         )
 
 
-# Worst case per test point of AutoAttack end to end (the generic evaluate rule's record) and the attack
+# Worst case per test point of AutoAttack end to end (the generic attacks rules' record) and the attack
 # that maximizes (1−w)·CE + w·BCE(γ, 1), i.e. also drives the mixing network's α down.
-# With `attacks.shards` > 1 it runs as that many shard jobs (every n-th chunk of test points) and a light
-# merge that writes the same records.
-if ATTACK_SHARDS == 1:
-
-    rule adaptive_mixnet:
-        """The adaptive attack on the mixing network, joined with its AutoAttack records (worst case per point)."""
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
-            autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
-        output:
-            records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
-            meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
-        log:
-            "logs/{dataset}/{threat}/eval/mixnet/adaptive.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(MIX_THREATS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        params:
-            suite=J(config["attacks"]["composite"]),
-            threat=lambda w: threat_json(w.threat),
-            adaptive=J(MIX["adaptive"]),
-            batch_size=MIX["adaptive"]["chunk"],
-            seed=SEED,
-        shell:
-            tradeoff_shell(
-                "adaptive-eval",
-                "--seed {params.seed} --data {input.data} "
-                "--classifier {input.classifier[0]} --name mixnet --autoattack {input.autoattack} "
-                "--threat {params.threat:q} --params {params.adaptive:q} --suite {params.suite:q} "
-                "--batch-size {params.batch_size} --out {output.records} 2> {log}",
-            )
-
-else:
-
-    localrules:
-        adaptive_mixnet_merge,
-
-    rule adaptive_mixnet_shard:
-        """One shard of the adaptive attack on the mixing network (every ATTACK_SHARDS-th chunk of points)."""
-        input:
-            data=lambda w: data_path(w.dataset),
-            classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
-            autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
-        output:
-            records=point_shard_output(MIX_ADAPTIVE),
-            meta=point_shard_output(MIX_ADAPTIVE, "json"),
-        log:
-            "logs/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(MIX_THREATS),
-            shard=r"\d+",
-            shards=str(ATTACK_SHARDS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: THREADS
-        resources:
-            **HEAVY,
-        params:
-            suite=J(config["attacks"]["composite"]),
-            threat=lambda w: threat_json(w.threat),
-            adaptive=J(MIX["adaptive"]),
-            batch_size=MIX["adaptive"]["chunk"],
-            seed=SEED,
-            out=lambda w: mix_adaptive_path(w.threat, w.dataset),
-        shell:
-            tradeoff_shell(
-                "adaptive-eval",
-                "--seed {params.seed} --data {input.data} "
-                "--classifier {input.classifier[0]} --name mixnet --autoattack {input.autoattack} "
-                "--threat {params.threat:q} --params {params.adaptive:q} --suite {params.suite:q} "
-                "--batch-size {params.batch_size} --shard {wildcards.shard} --shards {wildcards.shards} "
-                "--out {params.out} 2> {log}",
-            )
-
-    rule adaptive_mixnet_merge:
-        """Merge the shards of the adaptive attack on the mixing network into its records."""
-        input:
-            point_shards(MIX_ADAPTIVE),
-        output:
-            records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
-            meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
-        log:
-            "logs/{dataset}/{threat}/eval/mixnet/adaptive-merge.log",
-        benchmark:
-            "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-merge.tsv"
-        wildcard_constraints:
-            dataset=re.escape(DATASET),
-            threat=alternatives(MIX_THREATS),
-        conda:
-            "../../envs/torch.yaml"
-        threads: 1
-        resources:
-            **LIGHT,
-        shell:
-            "tradeoff merge-points --stage adaptive-eval --out {output.records} {input} 2> {log}"
+# It runs as `attacks.shards` shard jobs (every n-th chunk of test points, n = 1 included) and a light merge.
 
 
-rule robust_margins:
+localrules:
+    mixing_adaptive_merge,
+
+
+rule mixing_adaptive_shard:
+    """One shard of the adaptive attack on the mixing network (every n-th chunk of points)."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
+        autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
+    output:
+        records=point_shard_output(MIX_ADAPTIVE),
+        meta=point_shard_output(MIX_ADAPTIVE, "json"),
+    log:
+        "logs/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(MIX_THREATS),
+        shard=r"\d+",
+        shards=str(ATTACK_SHARDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        suite=J(config["attacks"]["composite"]),
+        threat=lambda w: threat_json(w.threat),
+        adaptive=J(MIX["adaptive"]),
+        batch_size=MIX["adaptive"]["chunk"],
+        seed=SEED,
+        out=lambda w: mix_adaptive_path(w.threat, w.dataset),
+    shell:
+        tradeoff_shell(
+            "mixing-adaptive",
+            "--seed {params.seed} --data {input.data} "
+            "--classifier {input.classifier[0]} --name mixnet --autoattack {input.autoattack} "
+            "--threat {params.threat:q} --params {params.adaptive:q} --suite {params.suite:q} "
+            "--batch-size {params.batch_size} --shard {wildcards.shard} --shards {wildcards.shards} "
+            "--out {params.out} 2> {log}",
+        )
+
+
+rule mixing_adaptive_merge:
+    """Merge the shards of the adaptive attack on the mixing network into its records."""
+    input:
+        point_shards(MIX_ADAPTIVE),
+    output:
+        records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
+        meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
+    log:
+        "logs/{dataset}/{threat}/eval/mixnet/adaptive-merge.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-merge.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=alternatives(MIX_THREATS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    shell:
+        "tradeoff merge mixing-adaptive --out {output.records} {input} 2> {log}"
+
+
+rule mixing_margins:
     """The robust model's probability margin per test point, clean and under the config's PGD attack."""
     input:
         data=lambda w: data_path(w.dataset),
@@ -250,7 +213,7 @@ rule robust_margins:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "robust-margins",
+            "mixing-margins",
             "--seed {params.seed} --data {input.data} "
             "--classifier {input.classifier[0]} --name {wildcards.model} {params.temp} "
             "--threat {params.threat:q} --params {params.pgd:q} --batch-size {params.batch_size} "

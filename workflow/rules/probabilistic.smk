@@ -6,10 +6,10 @@
 
 
 localrules:
-    certify_prob_merge,
+    probabilistic_merge,
 
 
-rule certify_prob_shard:
+rule probabilistic_shard:
     """Sample the vicinity of the test points of one shard; the records decide every test at every κ."""
     input:
         data=lambda w: data_path(w.dataset),
@@ -39,7 +39,7 @@ rule certify_prob_shard:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "certify-prob",
+            "probabilistic",
             "--seed {params.seed} --data {input.data} "
             "--classifier {input.classifier[0]} --name {wildcards.classifier} --tests {params.tests} "
             "--settings {params.settings:q} --shard {wildcards.shard} --shards {wildcards.shards} "
@@ -47,7 +47,7 @@ rule certify_prob_shard:
         )
 
 
-rule certify_prob_merge:
+rule probabilistic_merge:
     """Decide every test for every classifier and threat from the shards, with the PGD defense success rate."""
     input:
         shards=[p for item in PROB_PLAN for p in item["shards"]],
@@ -67,4 +67,4 @@ rule certify_prob_merge:
     params:
         plan=J(PROB_PLAN),
     shell:
-        "tradeoff certify-prob-merge --plan {params.plan:q} 2> {log}"
+        "tradeoff merge probabilistic --plan {params.plan:q} 2> {log}"

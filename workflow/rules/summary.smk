@@ -22,4 +22,4 @@ rule summary:
     resources:
         **LIGHT,
     shell:
-        "tradeoff summarize --out {output} {input} 2> {log}"
+        "tradeoff summary --out {output} {input} 2> {log}"

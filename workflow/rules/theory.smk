@@ -66,7 +66,7 @@ rule theory_evaluate:
         seed=SEED,
     shell:
         tradeoff_shell(
-            "theory-evaluate",
+            "theory",
             "--seed {params.seed} --data {input.data} {params.models} "
             "--threat {params.threat:q} --pgd {params.pgd:q} --curve {params.curve:q} "
             "--eval-dir results/tsipras/eval --theory-dir results/tsipras/theory 2> {log}",

@@ -1,6 +1,6 @@
 # Optional base models from the RobustBench model zoo (config `zoo.models`, none by default). Each zoo id
 # becomes a classifier JSON of kind `zoo` (results/{dataset}/models/<id>.json + .pt) that every stage can use
-# like a trained base model: the generic `evaluate` rule attacks it (see attack_records() in common.smk), and
+# like a trained base model: the generic `attacks` rules attack it (see attack_records() in attacks.smk), and
 # mixing.accurate / mixing.robust may name it (the mixing papers mix RobustBench models).
 
 if ZOO_MODELS:
@@ -31,5 +31,5 @@ if ZOO_MODELS:
             entry=lambda w: J(ZOO_MODELS[w.zoo]),
             model_dir=ZOO.get("dir", "data/robustbench"),
         shell:
-            "tradeoff zoo-fetch --dataset {wildcards.dataset} --name {wildcards.zoo} --entry {params.entry:q} "
+            "tradeoff zoo --dataset {wildcards.dataset} --name {wildcards.zoo} --entry {params.entry:q} "
             "--model-dir {params.model_dir:q} --out {output.spec} 2> {log}"

@@ -46,6 +46,7 @@ from ..errors import TradeoffError
 from ..io import ResumableCSV, provenance, read_records, write_records
 from ..progress import Progress
 from ..records import summary_row
+from ..shards import check_shard, shard_indices
 from .prob_decisions import TESTS, decide, decisions, decode_counts, encode_counts, metrics
 from .prob_settings import ProbSettings, check_settings
 from .probabilistic import run_sequential_many
@@ -70,7 +71,6 @@ __all__ = [
     "run_prob_merge",
     "run_prob_shard",
     "settings_from",
-    "shard_indices",
     "summary_rows",
 ]
 
@@ -206,14 +206,6 @@ def settings_from(section: Mapping[str, Any], where: str = "--settings") -> Prob
     return settings
 
 
-def shard_indices(n_points: int, shard: int, shards: int) -> list[int]:
-    """Test points ``shard, shard + shards, ...`` below ``n_points``: shard ``shard`` of ``shards`` (round robin);
-    :class:`~tradeoff.errors.TradeoffError` unless 0 <= shard < shards."""
-    if not 0 <= shard < shards:
-        raise TradeoffError(f"--shard must lie in [0, {shards}), got {shard}")
-    return list(range(shard, n_points, shards))
-
-
 def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests: Sequence[str],
                    section: Mapping[str, Any], seed: int, shard: int, shards: int, n_points: int,
                    out: str | Path, device: torch.device | str = "cpu", stop_after: int | None = None,
@@ -237,7 +229,8 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
     splits = data_mod.load(data)
     x, y = splits.x("test"), splits.y("test")
     n_points = x.shape[0] if n_points <= 0 else min(n_points, x.shape[0])
-    indices = shard_indices(n_points, shard, shards)
+    check_shard(shard, shards)
+    indices = shard_indices(n_points, 1, shard, shards)
     spec = load_spec(classifier)
     model = load_classifier(classifier, device)
     run = {"tests": tests, "settings": asdict(settings), "seed": seed, "n_points": n_points,

@@ -24,6 +24,7 @@ import torch
 from ..errors import TradeoffError
 from ..io import ResumableCSV
 from ..progress import Progress
+from ..shards import check_shard, shard_indices
 from .bounds import certified_accuracy
 from .cohen import ABSTAIN, Smooth, certify_from_counts
 from .mixed import certify_mixed
@@ -50,13 +51,6 @@ def select_points(n_test: int, points: int | None, seed: int) -> np.ndarray:
         return np.arange(n_test)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 20190208]))
     return np.sort(rng.choice(n_test, size=int(points), replace=False))
-
-
-def shard_points(indices: Sequence[int] | np.ndarray, shard: int, shards: int) -> np.ndarray:
-    """Indices of shard ``shard`` of ``shards`` (round robin, so shards get similar mixes of points)."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard must lie in [0, {shards}), got {shard}")
-    return np.asarray(indices)[shard::shards]
 
 
 def encode_class_counts(values: Sequence[int]) -> str:
@@ -293,10 +287,9 @@ def run_shard(data: str | Path, classifier: str | Path, *, sigma: float, params:
 
     splits = data_mod.load(data)
     x, y = splits.x("test"), splits.y("test")
-    try:
-        indices = shard_points(select_points(splits.size("test"), params.get("points"), seed), shard, shards)
-    except ValueError as exc:
-        raise TradeoffError(f"--shard {shard} --shards {shards}: {exc}") from None
+    check_shard(shard, shards)
+    selected = select_points(splits.size("test"), params.get("points"), seed)
+    indices = selected[shard_indices(len(selected), 1, shard, shards)]
     spec = load_spec(classifier)
     model = load_classifier(classifier, device)
     run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta["sha256"], "sigma": sigma,

@@ -1,17 +1,16 @@
-"""Certification stage: ``certify-shard`` (Cohen et al.'s CERTIFY on one shard of the test points,
-resumable) and ``certify-merge`` (per-sample records and summary rows of randomized smoothing and of the
-mixed classifier's certificates)."""
+"""Certification stage: ``certify`` (Cohen et al.'s CERTIFY on one shard of the test points, resumable; the
+records come from ``merge certify``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..certify.runner import run_merge, run_shard
+from ..certify.runner import run_shard
 from .common import add_runtime_args, json_arg, runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("certify-shard", help="randomized-smoothing CERTIFY on one shard of the test points")
+    p = sub.add_parser("certify", help="randomized-smoothing CERTIFY on one shard of the test points")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", required=True, help="JSON of the base classifier to smooth")
@@ -24,26 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="per-sample shard CSV (a .partial file holds progress)")
     p.set_defaults(func=cmd_certify_shard)
 
-    p = sub.add_parser("certify-merge", help="merge certification shards: Cohen and mixed-classifier records")
-    add_runtime_args(p)
-    p.add_argument("--data", required=True)
-    p.add_argument("--name", required=True, help="id of the smoothed classifier (e.g. gauss_aug-0.25)")
-    p.add_argument("--standard", required=True, help="JSON of the standard model g of the mixed classifier")
-    p.add_argument("--sigma", type=float, required=True)
-    p.add_argument("--params", type=json_arg, required=True,
-                   help='{"n0", "n", "alpha", "points", "radii", "mix_alphas"} (the certify config section)')
-    p.add_argument("--out-rs", required=True)
-    p.add_argument("--out-mixed", required=True)
-    p.add_argument("shard_records", nargs="+", help="the shard CSVs")
-    p.set_defaults(func=cmd_certify_merge)
-
 
 def cmd_certify_shard(args: argparse.Namespace) -> None:
     run_shard(args.data, args.classifier, sigma=args.sigma, params=args.params, shard=args.shard,
               shards=args.shards, seed=args.seed, out=args.out, device=runtime(args), stop_after=args.stop_after,
               progress=not args.no_progress)
-
-
-def cmd_certify_merge(args: argparse.Namespace) -> None:
-    run_merge(args.data, args.name, args.standard, sigma=args.sigma, params=args.params, seed=args.seed,
-              shard_records=args.shard_records, out_rs=args.out_rs, out_mixed=args.out_mixed, device=runtime(args))

@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..shards import check_shard
 from ..threat import Threat
 
 if TYPE_CHECKING:
@@ -47,3 +48,17 @@ def runtime(args: argparse.Namespace) -> torch.device:
 def threat_from(spec: dict[str, Any], bounds: tuple[float, float] | None) -> Threat:
     """Threat model from a config section ``{norm, eps}`` and the dataset's value bounds."""
     return Threat(str(spec["norm"]), float(spec["eps"]), bounds)
+
+
+def add_shard_args(parser: argparse.ArgumentParser) -> None:
+    """``--shard k --shards n`` of a per-point stage command (without ``--shards``: the whole job)."""
+    parser.add_argument("--shard", type=int, default=0, help="which shard this job is (0..shards-1)")
+    parser.add_argument("--shards", type=int, default=None,
+                        help="run shard k of n: the chunks (of --batch-size points) whose number c has c mod n = k, "
+                             "written to <folder of --out>/shards/<name of --out>-<k>-of-<n>.csv (n = 1 included); "
+                             "`merge <stage>` then writes --out, equal to the whole job's (without --shards)")
+
+
+def check_shard_args(args: argparse.Namespace) -> None:
+    """Refuse (:class:`~tradeoff.errors.TradeoffError`) a shard number outside ``0..shards-1``."""
+    check_shard(args.shard, args.shards if args.shards is not None else 1)

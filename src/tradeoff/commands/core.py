@@ -8,7 +8,7 @@ import logging
 from ..errors import TradeoffError
 from ..io import provenance
 from ..records import ATTACKS
-from .common import add_runtime_args, json_arg, runtime, threat_from
+from .common import add_runtime_args, add_shard_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_check_env)
 
-    p = sub.add_parser("prepare-data", help="build a dataset's fixed splits")
+    p = sub.add_parser("data", help="build a dataset's fixed splits")
     p.add_argument("--dataset", required=True, help="digits | tsipras | gauss3 | mnist | cifar10 | cifar100")
     p.add_argument("--params", type=json_arg, required=True, help="the dataset's config section (JSON)")
     p.add_argument("--seed", type=int, default=0)
@@ -42,35 +42,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="classifier JSON; weights go to the same name with .pt")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="per-sample evaluations of classifiers at one threat, batch by batch")
+    p = sub.add_parser("attacks", help="per-sample evaluations of classifiers at one threat, batch by batch")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", nargs="+", required=True, help="classifier JSON(s), evaluated in turn")
     p.add_argument("--name", nargs="+", required=True, help="classifier id(s) for the summary, one per JSON")
     p.add_argument("--out-dir", nargs="+", required=True,
-                   help="one folder per classifier: <attack>.csv for each evaluation (or, with --shards > 1, "
-                        "shards/<k>-of-<n>.csv)")
+                   help="one folder per classifier: <attack>.csv for each evaluation (or, with --shards, "
+                        "shards/<attacks joined by +>-<k>-of-<n>.csv for `merge attacks`)")
     p.add_argument("--attacks", nargs="+", required=True, choices=list(ATTACKS),
                    help="evaluations in the order they run (AutoAttack attacks what earlier attacks left)")
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--params", type=json_arg, default={}, help="{evaluation: parameters} (JSON)")
     p.add_argument("--batch-size", type=int, default=500,
                    help="points per batch; the unit of seeding, sharding and resuming (results depend on it)")
-    p.add_argument("--shard", type=int, default=0)
-    p.add_argument("--shards", type=int, default=1)
+    add_shard_args(p)
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("evaluate-merge", help="merge an evaluation's shards into its per-evaluation records")
-    p.add_argument("--name", required=True, help="classifier id for the summary")
-    p.add_argument("--attacks", nargs="+", required=True, choices=list(ATTACKS))
-    p.add_argument("--threat", type=json_arg, required=True)
-    p.add_argument("--params", type=json_arg, default={})
-    p.add_argument("--out-dir", required=True, help="the classifier's folder (writes <attack>.csv)")
-    p.add_argument("shards", nargs="+", help="the shard records")
-    p.set_defaults(func=cmd_evaluate_merge)
-
-    p = sub.add_parser("worst", help="per-point worst case over several attacks' records of one classifier")
+    p = sub.add_parser("attacks-worst", help="per-point worst case over several attacks' records of one classifier")
     p.add_argument("--name", required=True, help="classifier id for the summary")
     p.add_argument("--threat", type=json_arg, required=True, help="the threat every input must have been run at")
     p.add_argument("--out", required=True)
@@ -78,14 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                              "a point's breaking attack is the first in this order")
     p.set_defaults(func=cmd_worst)
 
-    p = sub.add_parser("sanity", help="masked-gradient sanity checks on a summary table (Carlini et al. 2019)")
+    p = sub.add_parser("attacks-sanity", help="masked-gradient sanity checks on a summary table (Carlini et al. 2019)")
     p.add_argument("--summary", required=True, help="summary.csv (dataset, classifier, evaluation, norm, eps, ...)")
     p.add_argument("--params", type=json_arg, default={}, help="alpha, zero_tol, large_eps, blackbox_tol, "
                    "monotone_evaluations, stronger ([[weaker, stronger], ...])")
     p.add_argument("--out", required=True, help="one row per check and classifier: passed, reason")
     p.set_defaults(func=cmd_sanity)
 
-    p = sub.add_parser("summarize", help="concatenate the summary rows of per-sample records")
+    p = sub.add_parser("summary", help="concatenate the summary rows of per-sample records")
     p.add_argument("--out", required=True)
     p.add_argument("inputs", nargs="+", help="record CSVs (their JSON sidecars hold the summary rows)")
     p.set_defaults(func=cmd_summarize)
@@ -118,13 +108,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     evaluation_job(args.data, list(zip(args.classifier, args.name, args.out_dir, strict=True)), args.attacks,
                    args.threat, args.params, seed=args.seed, device=runtime(args), batch_size=args.batch_size,
                    shard=args.shard, shards=args.shards, stop_after=args.stop_after)
-
-
-def cmd_evaluate_merge(args: argparse.Namespace) -> None:
-    from ..records import merge_evaluation_shards
-
-    merge_evaluation_shards(args.shards, args.out_dir, args.name, args.attacks, threat_from(args.threat, None),
-                            args.params)
 
 
 def cmd_worst(args: argparse.Namespace) -> None:

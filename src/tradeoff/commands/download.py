@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("download", help="fetch or verify a torchvision dataset's files (MNIST: pinned SHA-256)")
+    p = sub.add_parser("data-download", help="fetch or verify a torchvision dataset's files (MNIST: pinned SHA-256)")
     p.add_argument("--dataset", required=True, help="mnist | cifar10 | cifar100")
     p.add_argument("--root", required=True, help="the data folder (config data.root)")
     p.add_argument("--out", required=True, help="the manifest to write (JSON: source and digests)")

@@ -14,14 +14,13 @@ from ..classifiers import load_classifier, load_spec
 from ..era import composite_evaluation, robustness_records, write_grid
 from ..errors import TradeoffError
 from ..io import provenance, read_json, sidecar, write_json
-from .common import add_runtime_args, json_arg, runtime, threat_from
-from .points import add_shard_args, check_shard_args
+from .common import add_runtime_args, add_shard_args, check_shard_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("robustness", help="robust accuracy / inaccuracy: attack each point towards changing "
+    p = sub.add_parser("era-robustness", help="robust accuracy / inaccuracy: attack each point towards changing "
                                           "the model's own prediction")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
@@ -80,8 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     check_shard_args(args)
-    if args.grid_out and args.shards > 1:
-        raise TradeoffError("robustness: --grid-out needs the whole job (--shards 1)")
+    if args.grid_out and args.shards is not None:
+        raise TradeoffError("era-robustness: --grid-out needs the whole job (no --shards)")
     device = runtime(args)
     splits = data_mod.load(args.data)
     threat = threat_from(args.threat, splits.bounds)

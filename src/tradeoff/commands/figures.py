@@ -10,7 +10,7 @@ from .common import json_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("figure", help="draw a figure from summary.csv / per-sample records")
+    p = sub.add_parser("figures", help="draw a figure from summary.csv / per-sample records")
     p.add_argument("name")
     p.add_argument("--out", required=True, help="PNG path (a PDF is written next to it)")
     p.add_argument("--args", type=json_arg, default={}, help="keyword arguments of the figure (JSON)")

@@ -8,14 +8,13 @@ import logging
 
 from ..errors import TradeoffError
 from ..mix_spec import MODES
-from .common import add_runtime_args, json_arg, runtime, threat_from
-from .points import add_shard_args, check_shard_args
+from .common import add_runtime_args, add_shard_args, check_shard_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mix-spec", help="describe fixed-α mixed classifiers (JSONs over two base models)")
+    p = sub.add_parser("mixing-spec", help="describe fixed-α mixed classifiers (JSONs over two base models)")
     p.add_argument("--accurate", required=True, help="JSON of the accurate base model g")
     p.add_argument("--robust", required=True, help="JSON of the robust base model h")
     p.add_argument("--alpha", type=float, nargs="+", required=True, help="one weight of h per mixture")
@@ -27,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", nargs="+", required=True, help="one JSON per α")
     p.set_defaults(func=cmd_mix_spec)
 
-    p = sub.add_parser("fit-mixnet", help="fit the mixing network on the calibration split")
+    p = sub.add_parser("mixing-fit", help="fit the mixing network on the calibration split")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--accurate", required=True)
@@ -43,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="classifier JSON; the network's weights go next to it (.pt)")
     p.set_defaults(func=cmd_fit_mixnet)
 
-    p = sub.add_parser("adaptive-eval", help="worst case of AutoAttack and the CE + w·BCE attack on a mixnet")
+    p = sub.add_parser("mixing-adaptive", help="worst case of AutoAttack and the CE + w·BCE attack on a mixnet")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", required=True, help="mixing-network classifier JSON")
@@ -59,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_adaptive)
 
-    p = sub.add_parser("robust-margins", help="per-sample probability margin of a model, clean and attacked")
+    p = sub.add_parser("mixing-margins", help="per-sample probability margin of a model, clean and attacked")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", required=True)
@@ -72,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_margins)
 
-    p = sub.add_parser("mix-temperatures", help="choose T_g and T_h on the calibration split (temperature scaling)")
+    p = sub.add_parser("mixing-temperatures", help="choose T_g and T_h on the calibration split (temperature scaling)")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--accurate", required=True, help="JSON of the accurate base model g")

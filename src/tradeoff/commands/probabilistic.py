@@ -1,16 +1,16 @@
-"""Probabilistic (eps, kappa) certification: ``certify-prob`` (one sampling pass over one shard) and
-``certify-prob-merge`` (each test's decided records, metrics and summary rows)."""
+"""Probabilistic (eps, kappa) certification: ``probabilistic`` (one sampling pass over one shard; each test's
+decided records come from ``merge probabilistic``)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..certify.prob_records import TESTS, run_prob_merge, run_prob_shard
+from ..certify.prob_records import TESTS, run_prob_shard
 from .common import add_runtime_args, json_arg, runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("certify-prob", help="(eps, kappa)-probabilistic certification: one sampling pass over a shard")
+    p = sub.add_parser("probabilistic", help="(eps, kappa)-probabilistic certification: one sampling pass over a shard")
     add_runtime_args(p)
     p.add_argument("--data", required=True)
     p.add_argument("--classifier", required=True, help="classifier JSON")
@@ -24,22 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-points", type=int, default=0, help="certify the first n test points (0 = all)")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", required=True, help="raw per-sample record CSV of this shard")
-    p.set_defaults(func=cmd_certify_prob)
-
-    p = sub.add_parser("certify-prob-merge",
-                       help="merge sampling shards into each test's decided records, with metrics and summary rows")
-    p.add_argument("--plan", type=json_arg, required=True,
-                   help='JSON list, one item per classifier: {"shards": [raw CSVs], "pgd": PGD records or null, '
-                        '"out": {"fixed": CSV, "sequential": CSV}}')
-    p.set_defaults(func=cmd_merge)
+    p.set_defaults(func=cmd_probabilistic)
 
 
-def cmd_certify_prob(args: argparse.Namespace) -> None:
+def cmd_probabilistic(args: argparse.Namespace) -> None:
     run_prob_shard(args.data, args.classifier, args.name, tests=args.tests, section=args.settings, seed=args.seed,
                    shard=args.shard, shards=args.shards, n_points=args.n_points, out=args.out, device=runtime(args),
                    stop_after=args.stop_after, progress=not args.no_progress)
-
-
-def cmd_merge(args: argparse.Namespace) -> None:
-    for item in args.plan:
-        run_prob_merge(list(item["shards"]), item.get("pgd"), dict(item["out"]))

@@ -16,7 +16,7 @@ from .common import add_runtime_args, json_arg, runtime
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("theory-evaluate",
+    p = sub.add_parser("theory",
                        help="Tsipras et al.: closed forms vs clean / exact / PGD accuracy of linear models")
     add_runtime_args(p)
     p.add_argument("--data", required=True, help="the tsipras dataset artifact")

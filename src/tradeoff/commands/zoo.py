@@ -13,7 +13,7 @@ log = logging.getLogger("tradeoff")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("zoo-fetch", help="download a RobustBench model once and write it as a classifier")
+    p = sub.add_parser("zoo", help="download a RobustBench model once and write it as a classifier")
     p.add_argument("--dataset", required=True, help="cifar10 | cifar100")
     p.add_argument("--name", required=True, help="classifier id in the pipeline")
     p.add_argument("--entry", type=json_arg, required=True,

@@ -1,0 +1,150 @@
+# Attack evaluation: any classifier (base or composite) at any threat, attacked end to end, batch by batch
+# (the batch is the unit of seeding, sharding and resuming); the per-point worst case over every attack run
+# on a classifier (its reported robust accuracy); the masked-gradient sanity checks on the summary
+# (Carlini et al. 2019).
+
+
+localrules:
+    attacks_worst,
+    attacks_sanity,
+
+
+localrules:
+    attacks_merge,
+    attacks_sweep_merge,
+
+
+# Each shard (every n-th batch of test points, n = `attacks.shards`, 1 included) is a separate, resumable job
+# (a GPU job on a cluster); a light job merges the shards into the per-evaluation records.
+rule attacks_shard:
+    """One shard of a classifier's evaluations at one threat (`group`: the evaluations joined by '+'; AutoAttack
+    attacks the points PGD and the margin attack left standing)."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+    output:
+        records="results/{dataset}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.csv",
+        meta="results/{dataset}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.json",
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+        group=alternatives(["+".join(SUITE), SWEEP]),
+        shard=r"\d+",
+        shards=str(ATTACK_SHARDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=lambda w: w.group.replace("+", " "),
+        evaluations=lambda w: evaluation_params(w.group.split("+")),
+        batch_size=ATTACK_BATCH,
+        seed=SEED,
+        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+    shell:
+        tradeoff_shell(
+            "attacks",
+            "--seed {params.seed} --data {input.data} --classifier {input.classifier[0]} "
+            "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks {params.attacks} "
+            "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
+            "--shard {wildcards.shard} --shards {wildcards.shards} 2> {log}",
+        )
+
+
+rule attacks_merge:
+    """Merge a classifier's evaluation shards at one threat into per-evaluation records."""
+    input:
+        evaluation_shards(SUITE),
+    output:
+        evaluation_outputs(SUITE),
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/attacks-merge.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/attacks-merge.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=" ".join(SUITE),
+        evaluations=evaluation_params(SUITE),
+        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+    shell:
+        "tradeoff merge attacks --name {wildcards.classifier} --attacks {params.attacks} "
+        "--threat {params.threat:q} --params {params.evaluations:q} --out-dir {params.out_dir} "
+        "{input} 2> {log}"
+
+
+use rule attacks_merge as attacks_sweep_merge with:
+    """Merge a classifier's ε-sweep shards at one threat."""
+    input:
+        evaluation_shards([SWEEP]),
+    output:
+        evaluation_outputs([SWEEP]),
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/eps-sweep-merge.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/eps-sweep-merge.tsv"
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=SWEEP,
+        evaluations=evaluation_params([SWEEP]),
+        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+
+
+rule attacks_worst:
+    """Per point, the worst case over every attack run on a classifier at one threat (its robust accuracy)."""
+    input:
+        worst_inputs,
+    output:
+        records="results/{dataset}/{threat}/eval/{classifier}/worst.csv",
+        meta="results/{dataset}/{threat}/eval/{classifier}/worst.json",
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/worst.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/worst.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    params:
+        threat=lambda w: threat_json(w.threat),
+    shell:
+        "tradeoff attacks-worst --name {wildcards.classifier} --threat {params.threat:q} --out {output.records} "
+        "{input} 2> {log}"
+
+
+rule attacks_sanity:
+    """Masked-gradient sanity checks of every classifier's attack results (a failed check is flagged)."""
+    input:
+        summary="results/summary.csv",
+    output:
+        report("results/sanity.csv", caption="../report/sanity.rst", category="Comparison"),
+    log:
+        "logs/sanity.log",
+    benchmark:
+        "results/benchmarks/sanity.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    params:
+        checks=J(SANITY),
+    shell:
+        "tradeoff attacks-sanity --summary {input.summary} --params {params.checks:q} --out {output} 2> {log}"
