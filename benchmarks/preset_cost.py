@@ -63,9 +63,9 @@ TINY_EPS = 1e-5
 # standard AutoAttack (Croce & Hein 2020): APGD-CE 100 iterations; APGD-T and FAB-T 9 targets × 100
 # iterations; Square 5000 queries; one restart each
 STANDARD_AA = {"apgd-ce": (1, 100), "apgd-t": (9, 100), "fab-t": (9, 100), "square": (1, 5000)}
-OTHER_HEAVY = ["era_robustness", "era_composite_evaluate", "adaptive_mixnet", "robust_margins", "fit_mixnet",
-               "mix_temperatures", "era_gauss3_train", "era_gauss3_robustness", "theory_train", "theory_evaluate",
-               "era_robustness_shard", "era_composite_evaluate_shard", "adaptive_mixnet_shard"]
+OTHER_HEAVY = ["mixing_margins", "mixing_fit", "mixing_temperatures", "era_gauss3_train",
+               "era_gauss3_robustness", "theory_train", "theory_evaluate", "era_robustness_shard",
+               "era_composite_shard", "mixing_adaptive_shard"]
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -289,14 +289,13 @@ def main() -> None:
         n_test = int(cfg["data"][ds]["n_test"])
         att = cfg["attacks"]
         run = list(att["run"])
-        suite_rules = ["evaluate_merge", "evaluate", "evaluate_mixtures"]
+        suite_rules = ["attacks_merge"]
         first = "clean" if "clean" in run else run[0]
         pairs = eval_pairs(plan, suite_rules, rf"{re.escape(first)}\.csv")
-        sweep = eval_pairs(plan, ["evaluate_sweep_merge", "evaluate_sweep"], r"eps-sweep\.csv")
+        sweep = eval_pairs(plan, ["attacks_sweep_merge"], r"eps-sweep\.csv")
         eps_of = {t: float(t.split("-", 1)[1]) for t, _ in pairs | sweep}
-        suite_jobs = sum(counts.get(r, 0) for r in ("evaluate", "evaluate_mixtures", "evaluate_merge"))
-        shard_jobs = counts.get("evaluate_shard", 0)
-        jobs = f"{shard_jobs} shards + {counts.get('evaluate_merge', 0)} merges" if shard_jobs else str(suite_jobs)
+        shard_jobs = counts.get("attacks_shard", 0)
+        jobs = f"{shard_jobs} shards + {counts.get('attacks_merge', 0)} merges"
         per = {"clean": c["clean"], "pgd": pgd_cost(c, att.get("pgd", {})),
                "margin": margin_cost(c, att.get("margin", {})),
                "autoattack": autoattack_cost(c, att.get("autoattack", {}), CLASSES[ds])}
@@ -324,12 +323,12 @@ def main() -> None:
               f"{hours(cert_sec)} | {gpu} |")
         prob = cfg["probabilistic"]
         pcl = {tuple(re.search(r"/([^/]+)/certify/([^/]+)/shards/", o).groups())
-               for o in plan.get("certify_prob_shard", [])}
+               for o in plan.get("probabilistic_shard", [])}
         per_prob = int(prob["n_max"]) * c["ball_sample"]
         prob_sec = per_prob * int(prob["points"]) * sum(networks(cl) for _, cl in pcl)
         total += prob_sec
         print(f"| {name} | probabilistic (n_max = {int(prob['n_max']):,} samples, bound) | "
-              f"{counts.get('certify_prob_shard', 0)} shards | {len(pcl)} | {int(prob['points']):,} | "
+              f"{counts.get('probabilistic_shard', 0)} shards | {len(pcl)} | {int(prob['points']):,} | "
               f"{per_prob:.3g} s | {hours(prob_sec)} | {gpu} |")
         print(f"| {name} | **evaluation total** | | | | | **{hours(total)}** | {gpu} |")
         trained = []

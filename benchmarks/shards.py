@@ -2,21 +2,21 @@
 
     python benchmarks/shards.py [--repeats 5] [--train-epochs 30 | --model results/digits/linf-0.3/models/pgd_at.json]
 
-Part 1 times the same AutoAttack evaluation (``tradeoff evaluate --attacks clean autoattack`` with
+Part 1 times the same AutoAttack evaluation (``tradeoff attacks --attacks clean autoattack`` with
 config.yaml's ``attacks.autoattack`` settings, the 360 test digits at ℓ∞ ε = 0.3, batches of 180 points so
 that there are two batches) run as
 
 * one job with one thread, and
 * two shard jobs (``--shard k --shards 2``) with one thread each, run at once as two processes, then the
-  light ``evaluate-merge`` job,
+  light ``merge attacks`` job,
 
 and asserts that the merged records equal the unsharded ones (records, summary rows, per-attack
 accuracies). The wall-time ratio is what sharding buys where the two jobs get a core each; the merge's
 share is the price of splitting.
 
-Part 2 times the start-up of light jobs (``tradeoff summarize``, ``tradeoff worst`` and
-``tradeoff evaluate-merge`` on the records of part 1) against ``python -c 'import torch'`` and a heavy
-job (a real ``tradeoff evaluate --attacks clean`` on the same points: torch, the data and the model
+Part 2 times the start-up of light jobs (``tradeoff summary``, ``tradeoff attacks-worst`` and
+``tradeoff merge attacks`` on the records of part 1) against ``python -c 'import torch'`` and a heavy
+job (a real ``tradeoff attacks --attacks clean`` on the same points: torch, the data and the model
 loaded, one forward pass), and checks with ``python -X importtime`` that the light jobs never import torch.
 
 Every process runs with ``OMP_NUM_THREADS=1``. The methods run in turn, ``--repeats`` times; medians are
@@ -124,7 +124,7 @@ def main() -> None:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         data = work / "data.pt"
-        run([TRADEOFF, "prepare-data", "--dataset", "digits", "--params", json.dumps(cfg["data"]["digits"]),
+        run([TRADEOFF, "data", "--dataset", "digits", "--params", json.dumps(cfg["data"]["digits"]),
              "--seed", "0", "--out", str(data)])
         if args.model:
             model, what = args.model, args.model
@@ -139,7 +139,7 @@ def main() -> None:
             what = f"{cfg['model']['arch']}, PGD-AT {args.train_epochs} epochs (config.yaml's recipe)"
 
         def evaluate(out: Path, attacks: Sequence[str] = ATTACKS, *extra: str) -> list[str]:
-            return [TRADEOFF, "evaluate", *RT, "--data", str(data), "--classifier", model, "--name", "pgd_at",
+            return [TRADEOFF, "attacks", *RT, "--data", str(data), "--classifier", model, "--name", "pgd_at",
                     "--out-dir", str(out), "--attacks", *attacks, "--threat", threat, "--params", params,
                     "--batch-size", str(args.batch_size), *extra]
 
@@ -156,7 +156,7 @@ def main() -> None:
             def split(sharded: Path = sharded) -> None:
                 times["shards"].append(run_together([evaluate(sharded, ATTACKS, "--shard", str(k), "--shards", "2")
                                                      for k in range(2)]))
-                times["merge"].append(run([TRADEOFF, "evaluate-merge", "--name", "pgd_at", "--attacks", *ATTACKS,
+                times["merge"].append(run([TRADEOFF, "merge", "attacks", "--name", "pgd_at", "--attacks", *ATTACKS,
                                            "--threat", threat, "--params", params, "--out-dir", str(sharded),
                                            *(str(sharded / "shards" / f"{group}-{k}-of-2.csv") for k in range(2))]))
 
@@ -174,15 +174,16 @@ def main() -> None:
         startup: dict[str, list[str]] = {
             "`python -c pass`": [sys.executable, "-c", "pass"],
             "`python -c 'import torch'`": [sys.executable, "-c", "import torch"],
-            "`tradeoff summarize` (2 records)": [TRADEOFF, "summarize", "--out", str(summary_out),
+            "`tradeoff summary` (2 records)": [TRADEOFF, "summary", "--out", str(summary_out),
                                                  str(ref / "clean.csv"), str(ref / "autoattack.csv")],
-            "`tradeoff worst` (2 records)": [TRADEOFF, "worst", "--name", "pgd_at", "--threat", threat, "--out",
-                                             str(worst_out), str(ref / "clean.csv"), str(ref / "autoattack.csv")],
-            "`tradeoff evaluate-merge` (2 shards)": [
-                TRADEOFF, "evaluate-merge", "--name", "pgd_at", "--attacks", *ATTACKS, "--threat", threat, "--params",
+            "`tradeoff attacks-worst` (2 records)": [TRADEOFF, "attacks-worst", "--name", "pgd_at", "--threat", threat,
+                                                     "--out", str(worst_out), str(ref / "clean.csv"),
+                                                     str(ref / "autoattack.csv")],
+            "`tradeoff merge attacks` (2 shards)": [
+                TRADEOFF, "merge", "attacks", "--name", "pgd_at", "--attacks", *ATTACKS, "--threat", threat, "--params",
                 params, "--out-dir", str(work / "startup-merge"),
                 *(str(work / "sharded-0" / "shards" / f"{group}-{k}-of-2.csv") for k in range(2))],
-            f"`tradeoff evaluate --attacks clean` ({n_points} points)": evaluate(work / "startup-eval", ["clean"]),
+            f"`tradeoff attacks --attacks clean` ({n_points} points)": evaluate(work / "startup-eval", ["clean"]),
         }
         start_times: dict[str, list[float]] = {name: [] for name in startup}
         for _ in range(args.repeats):
@@ -190,7 +191,7 @@ def main() -> None:
                 start_times[name].append(run(cmd))
         torch_flags = {name: imports_torch([sys.executable, *cmd] if cmd[0] == TRADEOFF else cmd)
                        for name, cmd in startup.items() if name != "`python -c pass`"}
-        heavy = {"`python -c 'import torch'`", f"`tradeoff evaluate --attacks clean` ({n_points} points)"}
+        heavy = {"`python -c 'import torch'`", f"`tradeoff attacks --attacks clean` ({n_points} points)"}
         for name, flag in torch_flags.items():
             assert flag == (name in heavy), f"{name} {'imports' if flag else 'does not import'} torch"
 
@@ -205,7 +206,7 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| 1 job, 1 thread | {med['one']:.2f} | 1.000 |")
     print(f"| 2 shard jobs at once, 1 thread each | {med['shards']:.2f} | {med['shards'] / med['one']:.3f} |")
-    print(f"| `evaluate-merge` (light job) | {med['merge']:.2f} | {med['merge'] / med['one']:.3f} |")
+    print(f"| `merge attacks` (light job) | {med['merge']:.2f} | {med['merge'] / med['one']:.3f} |")
     print(f"| 2 shards + merge | {total:.2f} | {total / med['one']:.3f} |")
     print(f"\nSpeedup of 2 shards + merge over 1 job: **{med['one'] / total:.2f}×**; the merge is "
           f"**{med['merge'] / total:.1%}** of the sharded stage's wall time. Merged records equal the unsharded "

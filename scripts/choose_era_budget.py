@@ -84,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = work / "digits.pt"
-        run("prepare-data", "--dataset", cfg["dataset"], "--params", json.dumps(cfg["data"][cfg["dataset"]]),
+        run("data", "--dataset", cfg["dataset"], "--params", json.dumps(cfg["data"][cfg["dataset"]]),
             "--seed", str(cfg["seed"]), "--out", str(data))
         for eps in args.eps:
             trades = train(cfg, work, data, "trades", eps, None)

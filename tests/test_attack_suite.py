@@ -200,7 +200,7 @@ def test_worst_command_writes_the_summary_row_and_fails_on_another_threat(tmp_pa
         write_records(p, _recs(correct), {"attack": name, **threat, "dataset": "digits"}, columns=cols)
         paths.append(str(p))
     out = tmp_path / "worst.csv"
-    assert main(["worst", "--out", str(out), "--name", "m", "--threat", json.dumps(threat), *paths]) == 0
+    assert main(["attacks-worst", "--out", str(out), "--name", "m", "--threat", json.dumps(threat), *paths]) == 0
     frame, meta = read_records(out)
     assert frame["correct"].tolist() == [1, 0, 0, 1]
     assert frame["broken_by"].fillna("").tolist() == ["", "pgd", "margin", ""]
@@ -208,11 +208,12 @@ def test_worst_command_writes_the_summary_row_and_fails_on_another_threat(tmp_pa
     assert (row["evaluation"], row["metric"], row["value"], row["n"]) == ("worst", "accuracy", 0.5, 4)
     bad = tmp_path / "far.csv"
     write_records(bad, _recs([1, 1, 1, 1]), {"attack": "pgd", "norm": "Linf", "eps": 0.1}, columns=cols)
-    assert main(["worst", "--out", str(out), "--name", "m", "--threat", json.dumps(threat), paths[0], str(bad)]) == 3
+    assert main(["attacks-worst", "--out", str(out), "--name", "m", "--threat", json.dumps(threat), paths[0],
+                 str(bad)]) == 3
     assert re.search(r"far\.csv: threat", capsys.readouterr().err)
     short = tmp_path / "short.csv"
     write_records(short, _recs([1, 1, 1]), {"attack": "x", **threat, "dataset": "digits"}, columns=cols)
-    assert main(["worst", "--out", str(out), "--name", "m", "--threat", json.dumps(threat), paths[0],
+    assert main(["attacks-worst", "--out", str(out), "--name", "m", "--threat", json.dumps(threat), paths[0],
                  str(short)]) == 3
     assert re.search(r"short\.csv: .*points differ", capsys.readouterr().err)
 

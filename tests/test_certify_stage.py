@@ -37,10 +37,11 @@ from tradeoff.certify.runner import (
     rs_records,
     rs_summary_rows,
     select_points,
-    shard_points,
 )
 from tradeoff.config import ConfigError, check_config
+from tradeoff.errors import TradeoffError
 from tradeoff.io import ResumableCSV, read_records, save_torch, write_json
+from tradeoff.shards import shard_items
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,10 +91,10 @@ def test_select_points_and_shards_partition() -> None:
     assert np.array_equal(select_points(40, None, 0), np.arange(40))
     assert np.array_equal(select_points(40, 100, 0), np.arange(40))
     for shards in (1, 3, 7):
-        parts = [shard_points(sel, s, shards) for s in range(shards)]
+        parts = [shard_items(sel, s, shards) for s in range(shards)]
         assert sorted(np.concatenate(parts).tolist()) == sel.tolist()
-    with pytest.raises(ValueError):
-        shard_points(sel, 3, 3)
+    with pytest.raises(TradeoffError):
+        shard_items(sel, 3, 3)
 
 
 def test_shards_resume_and_batch_size_give_identical_records(tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_shards_resume_and_batch_size_give_identical_records(tmp_path: Path) -> 
     # two shards, another batch size; shard 0 is "killed" after two points and leaves a cut line behind
     shard_rows = []
     for s in range(2):
-        part = shard_points(indices, s, 2)
+        part = shard_items(indices, s, 2)
         path = tmp_path / f"s{s}.csv"
         if s == 0:
             first = _run(model, x, y, part[:2], path, batch_size=37, **kw)
@@ -285,7 +286,7 @@ def test_cli_shard_resume_and_merge(tmp_path: Path) -> None:
     outs = []
     for s in range(2):
         out = tmp_path / f"shard{s}.csv"
-        args = ["certify-shard", *common, "--classifier", specs["smooth"], "--sigma", "0.5",
+        args = ["certify", *common, "--classifier", specs["smooth"], "--sigma", "0.5",
                 "--params", params, "--shard", str(s), "--shards", "2", "--out", str(out)]
         assert cli.main([*args, "--stop-after", "1"]) == 0
         assert not out.exists() and out.with_name(out.name + ".partial").exists()
@@ -293,7 +294,7 @@ def test_cli_shard_resume_and_merge(tmp_path: Path) -> None:
         assert out.exists() and not out.with_name(out.name + ".partial").exists()
         outs.append(str(out))
     one = tmp_path / "one.csv"
-    assert cli.main(["certify-shard", *common, "--classifier", specs["smooth"], "--sigma", "0.5",
+    assert cli.main(["certify", *common, "--classifier", specs["smooth"], "--sigma", "0.5",
                      "--params", params.replace('"batch_size": 25', '"batch_size": 7'), "--shard", "0",
                      "--shards", "1", "--out", str(one)]) == 0
     merged = sorted(sum((read_records(p)[0].drop(columns="seconds").to_dict("records") for p in outs), []),
@@ -302,11 +303,11 @@ def test_cli_shard_resume_and_merge(tmp_path: Path) -> None:
     merge_params = ('{"n0": 10, "n": 60, "alpha": 0.01, "points": 7, "radii": [0, 0.1], '
                     '"mix_alphas": [0.8, 1]}')
     rs, mixed = tmp_path / "rs.csv", tmp_path / "mixed.csv"
-    assert cli.main(["certify-merge", *common, "--name", "gauss_aug-0.5", "--standard", specs["std"],
+    assert cli.main(["merge", "certify", *common, "--name", "gauss_aug-0.5", "--standard", specs["std"],
                      "--sigma", "0.5", "--params", merge_params, "--out-rs", str(rs),
                      "--out-mixed", str(mixed), *outs]) == 0
     # a merge that would certify with another sigma than the noise was drawn with is refused
-    assert cli.main(["certify-merge", *common, "--name", "gauss_aug-0.5", "--standard", specs["std"],
+    assert cli.main(["merge", "certify", *common, "--name", "gauss_aug-0.5", "--standard", specs["std"],
                      "--sigma", "0.25", "--params", merge_params, "--out-rs", str(tmp_path / "bad.csv"),
                      "--out-mixed", str(tmp_path / "bad_mixed.csv"), *outs]) == 3
     assert not (tmp_path / "bad.csv").exists()

@@ -31,7 +31,7 @@ def _truncated_shard(tmp_path: Path) -> Path:
 
 def _merge_args(shard: Path, tmp_path: Path) -> list[str]:
     plan = [{"shards": [str(shard)], "pgd": None, "out": {"fixed": str(tmp_path / "fixed.csv")}}]
-    return ["certify-prob-merge", "--plan", json.dumps(plan)]
+    return ["merge", "probabilistic", "--plan", json.dumps(plan)]
 
 
 def _error_lines(err: str) -> list[str]:
@@ -52,7 +52,7 @@ def test_corrupt_artifact_is_one_line_naming_the_file_and_exit_3(tmp_path, capsy
                                            ({k: v for k, v in SETTINGS.items() if k != "alpha"}, "'alpha'")])
 def test_bad_config_value_is_one_line_naming_the_key_and_exit_3(tmp_path, capsys, settings, key):
     # the settings are checked before any input is read: the data path need not exist
-    args = ["certify-prob", "--data", str(tmp_path / "none.pt"), "--classifier", str(tmp_path / "none.json"),
+    args = ["probabilistic", "--data", str(tmp_path / "none.pt"), "--classifier", str(tmp_path / "none.json"),
             "--name", "m", "--tests", "sequential", "--settings", json.dumps(settings),
             "--out", str(tmp_path / "o.csv")]
     assert main(args) == 3
@@ -70,7 +70,7 @@ def test_debug_prints_the_traceback_instead(tmp_path, capsys):
 
 def test_a_bug_keeps_its_traceback_and_exit_status_1(tmp_path):
     # a plan item without "shards" is a malformed call by the workflow, not a user's fault: a KeyError propagates
-    proc = subprocess.run([sys.executable, "-m", "tradeoff", "certify-prob-merge", "--plan", "[{}]"],
+    proc = subprocess.run([sys.executable, "-m", "tradeoff", "merge", "probabilistic", "--plan", "[{}]"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "KeyError: 'shards'" in proc.stderr
     assert "tradeoff: error:" not in proc.stderr

@@ -128,7 +128,7 @@ def test_the_command_fails_with_one_line_on_a_corrupt_file(tmp_path, real_root):
     for name in download.MNIST_SHA256:
         (raw / name).write_bytes((download.mnist_folder(real_root) / name).read_bytes()[:-1])
     out = root / "mnist" / "download.json"
-    done = subprocess.run([sys.executable, "-m", "tradeoff.cli", "download", "--dataset", "mnist", "--root",
+    done = subprocess.run([sys.executable, "-m", "tradeoff.cli", "data-download", "--dataset", "mnist", "--root",
                            str(root), "--out", str(out), "--no-download"], capture_output=True, text=True)
     assert done.returncode == 3
     lines = done.stderr.strip().splitlines()

@@ -157,7 +157,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
 
 
 def _stop_and_kill_shim(directory: Path, points: int) -> Path:
-    """A ``tradeoff`` executable that runs ``certify-shard`` with ``--stop-after points`` and then kills its whole
+    """A ``tradeoff`` executable that runs ``certify`` with ``--stop-after points`` and then kills its whole
     process group (Snakemake included) with SIGKILL; every other subcommand runs unchanged."""
     real = Path(sys.executable).parent / "tradeoff"
     directory.mkdir(parents=True, exist_ok=True)
@@ -165,7 +165,7 @@ def _stop_and_kill_shim(directory: Path, points: int) -> Path:
     shim.write_text(f"""#!{sys.executable}
 import os, signal, subprocess, sys
 real = {str(real)!r}
-if sys.argv[1:2] == ["certify-shard"]:
+if sys.argv[1:2] == ["certify"]:
     subprocess.run([real, *sys.argv[1:], "--stop-after", "{points}"], check=True)
     os.killpg(os.getpgrp(), signal.SIGKILL)
 os.execv(real, [real, *sys.argv[1:]])
@@ -207,7 +207,7 @@ def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):
     shutil.copytree(smoke_run / ".snakemake", work / ".snakemake", dirs_exist_ok=True)
     record = work / "results" / "digits" / "linf-0.3" / "eval" / "standard" / "clean.csv"
     record.write_text(record.read_text()[:-30])
-    proc = subprocess.run([sys.executable, "-m", "tradeoff", "summarize", "--out", str(tmp_path / "s.csv"),
+    proc = subprocess.run([sys.executable, "-m", "tradeoff", "summary", "--out", str(tmp_path / "s.csv"),
                            str(record)], env=env(), capture_output=True, text=True)
     assert proc.returncode != 0
     assert "clean.csv" in proc.stderr and "checksum" in proc.stderr

@@ -251,7 +251,7 @@ def rule_blocks() -> dict[str, str]:
 def test_every_rule_points_into_envs():
     """Every rule names one of the environments of envs/; the summary table and the figures the light one."""
     blocks = rule_blocks()
-    assert {"train", "evaluate", "summary", "figure_{_name}"} <= set(blocks), sorted(blocks)
+    assert {"train", "attacks_shard", "summary", "figure_{_name}"} <= set(blocks), sorted(blocks)
     for name, text in blocks.items():
         m = re.search(r"^\s+conda:\s*\n\s+\"\.\./\.\./envs/(\w+)\.yaml\"", text, re.M)
         assert m, f"rule {name} has no conda: directive pointing into envs/"

@@ -382,7 +382,7 @@ def test_commands_end_to_end_and_resume(tmp_path):
     recs = {}
     for name, spec in (("era", robust), ("standard", standard)):
         recs[name] = str(tmp_path / f"{name}-robustness.csv")
-        assert main(["robustness", "--data", str(data), "--classifier", spec, "--name", name, "--threat", threat,
+        assert main(["era-robustness", "--data", str(data), "--classifier", spec, "--name", name, "--threat", threat,
                      "--params", attack, "--batch-size", "7", "--clean-row", "--coordinates",
                      "--grid-out", str(tmp_path / f"{name}-grid.csv"), "--grid-size", "12",
                      "--out", recs[name]]) == 0

@@ -31,7 +31,7 @@ def _run(*argv: str) -> None:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("evaljobs")
-    _run("prepare-data", "--dataset", "digits", "--params", json.dumps({"n_calib": 60, "n_test": 90}),
+    _run("data", "--dataset", "digits", "--params", json.dumps({"n_calib": 60, "n_test": 90}),
          "--seed", "0", "--out", str(d / "data.pt"))
     _run("train", *RT, "--data", str(d / "data.pt"), "--name", "pgd_at", "--arch", "small_cnn", "--arch-options",
          json.dumps({"width": 8}), "--objective", "pgd_at", "--objective-params", json.dumps({"steps": 3}),
@@ -41,7 +41,7 @@ def model(tmp_path_factory) -> Path:
 
 
 def _evaluate(d: Path, out: Path, attacks=ATTACKS, *extra: str) -> None:
-    _run("evaluate", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "pgd_at.json"), "--name",
+    _run("attacks", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "pgd_at.json"), "--name",
          "pgd_at", "--out-dir", str(out), "--attacks", *attacks, "--threat", THREAT, "--params",
          json.dumps({a: PARAMS.get(a, {}) for a in attacks}), "--batch-size", "20", *extra)
 
@@ -100,7 +100,7 @@ def test_three_shards_merge_into_the_unsharded_records(model, unsharded):
         for k in range(3):
             _evaluate(model, sharded, attacks, "--shard", str(k), "--shards", "3")
         shards = [str(sharded / "shards" / f"{group}-{k}-of-3.csv") for k in (2, 0, 1)]  # any order
-        _run("evaluate-merge", "--name", "pgd_at", "--attacks", *attacks, "--threat", THREAT, "--params",
+        _run("merge", "attacks", "--name", "pgd_at", "--attacks", *attacks, "--threat", THREAT, "--params",
              json.dumps({a: PARAMS.get(a, {}) for a in attacks}), "--out-dir", str(sharded), *shards)
     for attack in [*ATTACKS, "eps-sweep"]:
         a, meta_a = _records(sharded, attack)
@@ -117,7 +117,7 @@ def test_merge_refuses_an_incomplete_or_foreign_set_of_shards(model, unsharded):
     if not (sharded / "shards" / f"{group}-2-of-3.csv").exists():
         for k in range(3):
             _evaluate(model, sharded, ATTACKS, "--shard", str(k), "--shards", "3")
-    args = ["evaluate-merge", "--name", "pgd_at", "--attacks", *ATTACKS, "--threat", THREAT, "--out-dir",
+    args = ["merge", "attacks", "--name", "pgd_at", "--attacks", *ATTACKS, "--threat", THREAT, "--out-dir",
             str(model / "bad")]
     assert main([*args, *(str(sharded / "shards" / f"{group}-{k}-of-3.csv") for k in (0, 1))]) == 3
     assert not (model / "bad" / "autoattack.csv").exists()
@@ -146,14 +146,14 @@ def test_progress_of_other_parameters_is_set_aside_not_merged(model, unsharded, 
     progress = out / f"progress-{'+'.join(ATTACKS)}.csv.partial"
     assert progress.exists()
     capsys.readouterr()
-    _run("evaluate", *RT[:-2], "--seed", "1", "--data", str(model / "data.pt"), "--classifier",
+    _run("attacks", *RT[:-2], "--seed", "1", "--data", str(model / "data.pt"), "--classifier",
          str(model / "pgd_at.json"), "--name", "pgd_at", "--out-dir", str(out), "--attacks", *ATTACKS,
          "--threat", THREAT, "--params", json.dumps({a: PARAMS.get(a, {}) for a in ATTACKS}),
          "--batch-size", "20")
     assert progress.with_name(progress.name + ".foreign").exists()
     assert "set aside" in capsys.readouterr().err
     fresh = model / "fresh-seed1"
-    _run("evaluate", *RT[:-2], "--seed", "1", "--data", str(model / "data.pt"), "--classifier",
+    _run("attacks", *RT[:-2], "--seed", "1", "--data", str(model / "data.pt"), "--classifier",
          str(model / "pgd_at.json"), "--name", "pgd_at", "--out-dir", str(fresh), "--attacks", *ATTACKS,
          "--threat", THREAT, "--params", json.dumps({a: PARAMS.get(a, {}) for a in ATTACKS}),
          "--batch-size", "20")
@@ -170,7 +170,7 @@ def test_robustness_of_correct_points_is_decided_by_the_label_attacks(model, uns
     robustness = {"steps": 5, "step_rel": 0.25, "restarts": 1, "loss": "margin", "targets": 1, "apgd": [],
                   "apgd_iter": 5}
     for flag, out in (("--combine-decides-correct", "decided.csv"), (None, "attacked.csv")):
-        _run("robustness", *RT, "--data", str(model / "data.pt"), "--classifier", str(model / "pgd_at.json"),
+        _run("era-robustness", *RT, "--data", str(model / "data.pt"), "--classifier", str(model / "pgd_at.json"),
              "--name", "pgd_at", "--threat", THREAT, "--params", json.dumps(robustness), "--combine", *combine,
              *([flag] if flag else []), "--batch-size", "20", "--out", str(model / out))
     decided, _ = read_records(model / "decided.csv")

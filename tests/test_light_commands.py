@@ -65,13 +65,13 @@ def test_record_and_spec_commands_run_without_torch(tmp_path):
         write_json(d / f"{name}.json", {"kind": "base", "dataset": "digits", "num_classes": 10, "sha256": name * 8})
     threat = json.dumps(THREAT)
     commands = [
-        ["worst", "--name", "m", "--threat", threat, "--out", str(d / "worst.csv"), str(d / "pgd.csv"),
+        ["attacks-worst", "--name", "m", "--threat", threat, "--out", str(d / "worst.csv"), str(d / "pgd.csv"),
          str(d / "margin.csv")],
-        ["evaluate-merge", "--name", "m", "--attacks", "clean", "--threat", threat, "--out-dir", str(d / "ev"),
+        ["merge", "attacks", "--name", "m", "--attacks", "clean", "--threat", threat, "--out-dir", str(d / "ev"),
          str(d / "s1.csv"), str(d / "s0.csv")],
-        ["summarize", "--out", str(d / "summary.csv"), str(d / "worst.csv"), str(d / "ev" / "clean.csv")],
-        ["sanity", "--summary", str(d / "summary.csv"), "--out", str(d / "sanity.csv")],
-        ["mix-spec", "--accurate", str(d / "g.json"), "--robust", str(d / "h.json"), "--alpha", "0.5", "--mode",
+        ["summary", "--out", str(d / "summary.csv"), str(d / "worst.csv"), str(d / "ev" / "clean.csv")],
+        ["attacks-sanity", "--summary", str(d / "summary.csv"), "--out", str(d / "sanity.csv")],
+        ["mixing-spec", "--accurate", str(d / "g.json"), "--robust", str(d / "h.json"), "--alpha", "0.5", "--mode",
          "prob", "--name", "mix", "--out", str(d / "mix.json")],
     ]
     proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(commands)], capture_output=True, text=True,
@@ -151,7 +151,7 @@ def _run_probe(commands: list[list[str]]) -> dict:
 
 
 def _figure(name: str, out: Path, **kwargs) -> list[str]:
-    return ["figure", name, "--out", str(out), "--args", json.dumps(kwargs)]
+    return ["figures", name, "--out", str(out), "--args", json.dumps(kwargs)]
 
 
 def _drawn(png: Path) -> bool:

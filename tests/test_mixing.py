@@ -313,7 +313,7 @@ def _run(*argv: str) -> None:
 def pipeline(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("mix")
     data = str(d / "data.pt")
-    _run("prepare-data", "--dataset", "digits", "--params", json.dumps({"n_calib": 120, "n_test": 60}),
+    _run("data", "--dataset", "digits", "--params", json.dumps({"n_calib": 120, "n_test": 60}),
          "--seed", "0", "--out", data)
     train = json.dumps({"epochs": 4, "batch_size": 64, "lr": 0.003})
     for name, objective, params in (("standard", "standard", {}), ("pgd_at", "pgd_at", {"steps": 3})):
@@ -323,11 +323,11 @@ def pipeline(tmp_path_factory) -> Path:
              "--out", str(d / f"{name}.json"))
     fit = {"epochs": 2, "batch_size": 40, "lr": 0.003, "weight_decay": 0.0, "grad_clip": 10.0,
            "loss": {"c_bce": 1.0, "c_ce": 0.5, "c_prod": 0.1}, "attack": {"steps": 3, "targets": 1}}
-    _run("fit-mixnet", *RT, "--data", data, "--accurate", str(d / "standard.json"), "--robust",
+    _run("mixing-fit", *RT, "--data", data, "--accurate", str(d / "standard.json"), "--robust",
          str(d / "pgd_at.json"), "--threat", THREAT, "--network", json.dumps({"width": 8}), "--fit",
          json.dumps(fit), "--checkpoint", str(d / "ck-mixnet.pt"), "--out", str(d / "mixnet.json"))
     aa = {"version": "custom", "attacks": ["apgd-ce", "apgd-t"], "n_iter": 10, "n_target_classes": 3}
-    _run("evaluate", *RT, "--data", data, "--classifier", str(d / "mixnet.json"), "--name", "mixnet",
+    _run("attacks", *RT, "--data", data, "--classifier", str(d / "mixnet.json"), "--name", "mixnet",
          "--attacks", "autoattack", "--threat", THREAT, "--params", json.dumps({"autoattack": aa}), "--out-dir",
          str(d))
     shutil.copy(d / "autoattack.csv", d / "aa.csv")
@@ -339,7 +339,7 @@ ADAPTIVE = {"w": [0.5, 0.2], "loss": "margin", "steps": 20, "step_rel": 0.1, "re
 
 
 def _adaptive(d: Path, out: str, *extra: str) -> None:
-    _run("adaptive-eval", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "mixnet.json"),
+    _run("mixing-adaptive", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "mixnet.json"),
          "--name", "mixnet", "--autoattack", str(d / "aa.csv"), "--threat", THREAT, "--params",
          json.dumps(ADAPTIVE), "--batch-size", "25", *extra, "--out", str(d / out))
 
@@ -392,7 +392,7 @@ def test_autoattack_record_of_another_model_is_refused(pipeline, tmp_path):
     spec = json.loads((tmp_path / "mixnet.json").read_text())
     spec["sha256"] = "0" * 64
     (tmp_path / "mixnet.json").write_text(json.dumps(spec))
-    assert main(["adaptive-eval", *RT, "--data", str(tmp_path / "data.pt"), "--classifier",
+    assert main(["mixing-adaptive", *RT, "--data", str(tmp_path / "data.pt"), "--classifier",
                  str(tmp_path / "mixnet.json"), "--name", "mixnet", "--autoattack", str(tmp_path / "aa.csv"),
                  "--threat", THREAT, "--params", json.dumps(ADAPTIVE), "--out", str(tmp_path / "x.csv")]) == 3
 
@@ -406,7 +406,7 @@ def test_fixed_alpha_specs_load_and_reduce_to_the_base_models(pipeline):
     g = load_classifier(d / "standard.json")
     for alpha, mode in ((0.0, "prob"), (0.0, "logit"), (0.6, "prob")):
         out = str(d / f"mix-{mode}-{alpha:g}.json")
-        _run("mix-spec", "--accurate", str(d / "standard.json"), "--robust", str(d / "pgd_at.json"),
+        _run("mixing-spec", "--accurate", str(d / "standard.json"), "--robust", str(d / "pgd_at.json"),
              "--alpha", str(alpha), "--mode", mode, "--name", f"mix-{mode}-{alpha:g}", "--out", out)
         model = load_classifier(out)
         assert not any(p.requires_grad for p in model.parameters())
@@ -418,7 +418,7 @@ def test_fixed_alpha_specs_load_and_reduce_to_the_base_models(pipeline):
 def test_margin_record_and_figures(pipeline):
     d = pipeline
     pgd = {"steps": 5, "step_rel": 0.25, "restarts": 1, "loss": "ce"}
-    _run("robust-margins", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "pgd_at.json"),
+    _run("mixing-margins", *RT, "--data", str(d / "data.pt"), "--classifier", str(d / "pgd_at.json"),
          "--name", "pgd_at", "--threat", THREAT, "--params", json.dumps(pgd), "--out", str(d / "margin.csv"))
     frame, meta = read_records(d / "margin.csv")
     assert ((frame.clean_margin >= 0) & (frame.clean_margin <= 1)).all()
@@ -428,9 +428,9 @@ def test_margin_record_and_figures(pipeline):
     assert metrics == {"mean_margin_correct_attacked", "mean_margin_wrong_clean"}
     if not (d / "adaptive.csv").exists():
         _adaptive(d, "adaptive.csv")
-    _run("figure", "mixing-margin", "--out", str(d / "margin.png"), "--args",
+    _run("figures", "mixing-margin", "--out", str(d / "margin.png"), "--args",
          json.dumps({"records": str(d / "margin.csv")}))
-    _run("figure", "mixing-alpha", "--out", str(d / "alpha.png"), "--args",
+    _run("figures", "mixing-alpha", "--out", str(d / "alpha.png"), "--args",
          json.dumps({"records": str(d / "adaptive.csv")}))
     assert (d / "margin.png").stat().st_size > 0 and (d / "alpha.pdf").stat().st_size > 0
 

@@ -82,7 +82,7 @@ def _run(*argv: str) -> int:
 def run_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("temps")
     data = str(d / "data.pt")
-    assert _run("prepare-data", "--dataset", "digits", "--params", json.dumps({"n_calib": 150, "n_test": 60}),
+    assert _run("data", "--dataset", "digits", "--params", json.dumps({"n_calib": 150, "n_test": 60}),
                 "--seed", "0", "--out", data) == 0
     train = json.dumps({"epochs": 1, "batch_size": 64, "lr": 0.003})
     for name, seed in (("standard", "0"), ("other", "1")):
@@ -90,7 +90,7 @@ def run_dir(tmp_path_factory) -> Path:
                     "--arch-options", json.dumps({"width": 8}), "--objective", "standard", "--objective-params",
                     "{}", "--threat", json.dumps({"norm": "Linf", "eps": 0.1}), "--train-params", train,
                     "--checkpoint", str(d / f"ck-{name}.pt"), "--out", str(d / f"{name}.json")) == 0
-    assert _run("mix-temperatures", *RT, "--data", data, "--accurate", str(d / "standard.json"), "--robust",
+    assert _run("mixing-temperatures", *RT, "--data", data, "--accurate", str(d / "standard.json"), "--robust",
                 str(d / "other.json"), "--out", str(d / "temperatures.json")) == 0
     return d
 
@@ -121,13 +121,13 @@ def test_mix_spec_takes_the_fitted_temperatures_and_refuses_other_models(run_dir
     d = run_dir
     temps = json.loads((d / "temperatures.json").read_text())
     spec = d / "mix-prob-0.7.json"
-    assert _run("mix-spec", "--accurate", str(d / "standard.json"), "--robust", str(d / "other.json"), "--alpha",
+    assert _run("mixing-spec", "--accurate", str(d / "standard.json"), "--robust", str(d / "other.json"), "--alpha",
                 "0.7", "--mode", "prob", "--temp-g", "9", "--temperatures", str(d / "temperatures.json"),
                 "--name", "mix-prob-0.7", "--out", str(spec)) == 0
     body = json.loads(spec.read_text())
     assert (body["temp_g"], body["temp_h"]) == (temps["temp_g"], temps["temp_h"])
     # the roles swapped: the temperatures belong to other models
-    assert _run("mix-spec", "--accurate", str(d / "other.json"), "--robust", str(d / "standard.json"), "--alpha",
+    assert _run("mixing-spec", "--accurate", str(d / "other.json"), "--robust", str(d / "standard.json"), "--alpha",
                 "0.7", "--mode", "prob", "--temperatures", str(d / "temperatures.json"), "--name", "x",
                 "--out", str(d / "x.json")) == 3
     assert not (d / "x.json").exists()

@@ -1,6 +1,7 @@
-"""Sharded per-point jobs (robustness, era-composite, adaptive-eval): ``--shard k --shards n`` runs every n-th
-chunk of the fixed grid; ``merge-points`` writes the records, summary rows and metadata of one unsharded
-job; a stopped shard resumes to the same shard records; the merge refuses a missing or foreign shard."""
+"""Sharded per-point jobs (era-robustness, era-composite, mixing-adaptive): ``--shard k --shards n`` runs every
+n-th chunk of the fixed grid; ``merge <stage>`` writes the records, summary rows and metadata of one unsharded
+job (n = 1 included); a stopped shard resumes to the same shard records; the merge refuses a missing or
+foreign shard."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from test_resume_guard import ROBUSTNESS, _adaptive, _composite, _robustness, ga
 from tradeoff.cli import main
 from tradeoff.errors import EXIT_USER_ERROR
 from tradeoff.io import read_json, read_records
-from tradeoff.point_records import shard_chunks, shard_indices, shard_path
+from tradeoff.shards import shard_chunks, shard_indices, shard_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARDS = 3
 VOLATILE = {"command", "shards"}  # the merge's own command line; the number of shards it merged
 STAGES = {  # stage → (fixture, command line without --out, number of points, batch size)
-    "robustness": ("gauss3", lambda d: _robustness(d, ROBUSTNESS), 30, 7),
+    "era-robustness": ("gauss3", lambda d: _robustness(d, ROBUSTNESS), 30, 7),
     "era-composite": ("gauss3", lambda d: _composite(d, 0), 30, 8),
-    "adaptive-eval": ("mixnet", lambda d: _adaptive(d, [0.5, 0.2]), 40, 12),
+    "mixing-adaptive": ("mixnet", lambda d: _adaptive(d, [0.5, 0.2]), 40, 12),
 }
 
 
@@ -38,7 +39,7 @@ def _shard(argv: list[str], out: Path, k: int, *extra: str) -> Path:
 
 
 def _merge(stage: str, out: Path, shards: list[Path]) -> int:
-    return main(["merge-points", "--stage", stage, "--out", str(out), *map(str, shards)])
+    return main(["merge", stage, "--out", str(out), *map(str, shards)])
 
 
 def test_the_shards_partition_the_chunk_grid():
@@ -92,21 +93,21 @@ def test_the_merge_refuses_a_missing_or_foreign_shard(gauss3, tmp_path, capsys):
     shards = [_shard(argv, out, k) for k in range(SHARDS)]
     capsys.readouterr()
     # a shard left out: the error names the file it should be
-    assert _merge("robustness", out, [shards[0], shards[2]]) == EXIT_USER_ERROR
+    assert _merge("era-robustness", out, [shards[0], shards[2]]) == EXIT_USER_ERROR
     assert f"{shards[1]}: missing" in capsys.readouterr().err
     # a shard that never finished (its records do not exist)
     stopped = _shard(argv, tmp_path / "other" / "robustness.csv", 1, "--stop-after", "3")
     capsys.readouterr()
-    assert _merge("robustness", out, [shards[0], stopped, shards[2]]) == EXIT_USER_ERROR
+    assert _merge("era-robustness", out, [shards[0], stopped, shards[2]]) == EXIT_USER_ERROR
     assert f"{stopped}: missing" in capsys.readouterr().err
     # a shard of another job (another seed)
     seed = argv.index("--seed")
     foreign = _shard([*argv[:seed + 1], "7", *argv[seed + 2:]], tmp_path / "seed7" / "robustness.csv", 1)
     capsys.readouterr()
-    assert _merge("robustness", out, [shards[0], foreign, shards[2]]) == EXIT_USER_ERROR
+    assert _merge("era-robustness", out, [shards[0], foreign, shards[2]]) == EXIT_USER_ERROR
     assert f"{foreign}: run_key differs" in capsys.readouterr().err
     # a shard given twice, and shards of another stage
-    assert _merge("robustness", out, [shards[0], shards[1], shards[1]]) == EXIT_USER_ERROR
+    assert _merge("era-robustness", out, [shards[0], shards[1], shards[1]]) == EXIT_USER_ERROR
     assert f"{shards[1]}: shard 1 given twice" in capsys.readouterr().err
     assert _merge("era-composite", out, shards) == EXIT_USER_ERROR
     assert f"{shards[0]}: not a shard of a era-composite job" in capsys.readouterr().err
@@ -114,7 +115,7 @@ def test_the_merge_refuses_a_missing_or_foreign_shard(gauss3, tmp_path, capsys):
     # a shard whose job was a different split into shards
     other = _shard_of(argv, tmp_path / "two" / "robustness.csv", 0, 2)
     capsys.readouterr()
-    assert _merge("robustness", out, [other, shards[1], shards[2]]) == EXIT_USER_ERROR
+    assert _merge("era-robustness", out, [other, shards[1], shards[2]]) == EXIT_USER_ERROR
     assert f"{shards[1]}: shards differs from {other}'s" in capsys.readouterr().err
 
 
@@ -134,7 +135,7 @@ def test_the_merge_does_not_import_torch(gauss3, tmp_path):  # noqa: F811
     out = tmp_path / "robustness.csv"
     shards = [str(_shard(argv, out, k)) for k in range(SHARDS)]
     code = ("import sys\nfrom tradeoff.cli import main\n"
-            f"rc = main(['merge-points', '--stage', 'robustness', '--out', {str(out)!r}, *{shards!r}])\n"
+            f"rc = main(['merge', 'era-robustness', '--out', {str(out)!r}, *{shards!r}])\n"
             "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
@@ -149,5 +150,18 @@ def test_shards_without_chunks_merge_too(gauss3, tmp_path):  # noqa: F811
     out = tmp_path / "merged.csv"
     shards = [_shard_of(argv, out, k, 7) for k in range(7)]
     assert [read_json(p.with_suffix(".json"))["n_rows"] for p in shards] == [7, 7, 7, 7, 2, 0, 0]
-    assert _merge("robustness", out, shards) == 0
+    assert _merge("era-robustness", out, shards) == 0
     assert out.read_text() == (tmp_path / "one.csv").read_text()
+
+
+def test_one_shard_and_its_merge_equal_the_whole_job(gauss3, tmp_path):  # noqa: F811
+    """The workflow's shape with attacks.shards = 1: one shard job (``--shards 1``) and the merge."""
+    argv = _robustness(gauss3, ROBUSTNESS)
+    assert main([*argv, "--out", str(tmp_path / "one.csv")]) == 0
+    out = tmp_path / "merged.csv"
+    shard = _shard_of(argv, out, 0, 1)
+    assert shard == tmp_path / "shards" / "merged-0-of-1.csv" and not out.exists()
+    assert _merge("era-robustness", out, [shard]) == 0
+    assert out.read_text() == (tmp_path / "one.csv").read_text()
+    merged, one = read_json(out.with_suffix(".json")), read_json(tmp_path / "one.json")
+    assert merged["summary_rows"] == one["summary_rows"] and merged["shards"] == 1

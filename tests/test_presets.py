@@ -25,12 +25,13 @@ from preset_helpers import PRESETS, preset_config
 from tradeoff import data
 from tradeoff.attacks.autoattack import run_autoattack
 from tradeoff.certify.prob_records import RAW_COLUMNS, ProbSettings, certify_points, check_settings
-from tradeoff.certify.runner import SHARD_COLUMNS, certify_shard, mixed_records, rs_records, select_points, shard_points
+from tradeoff.certify.runner import SHARD_COLUMNS, certify_shard, mixed_records, rs_records, select_points
 from tradeoff.commands.common import threat_from
 from tradeoff.io import ResumableCSV
 from tradeoff.mixing import MixedClassifier, MixingNetwork, NetworkOptions
 from tradeoff.models import build_model
 from tradeoff.objectives import build_objective
+from tradeoff.shards import shard_items
 from tradeoff.train import TrainConfig, lr_factor, train
 
 torch.set_num_threads(1)
@@ -212,7 +213,7 @@ def test_preset_code_paths_on_stand_in_tensors(root, tmp_path, monkeypatch, name
     points = select_points(x_test.shape[0], cert["points"], seed)
     writer = ResumableCSV(tmp_path / "shard.csv", SHARD_COLUMNS)
     for shard in (0, 1):
-        certify_shard(models[f"gauss_aug-{sigma:g}"], x_test, y_test, shard_points(points, shard, cert["shards"]),
+        certify_shard(models[f"gauss_aug-{sigma:g}"], x_test, y_test, shard_items(points, shard, cert["shards"]),
                       num_classes=classes, sigma=sigma, n0=10, n=60, alpha=cert["alpha"], seed=seed,
                       batch_size=32, out=writer)
     writer.close()

@@ -50,10 +50,8 @@ def _paths(plan: dict[str, list[str]], rule: str) -> set[str]:
 
 
 def _point_paths(plan: dict[str, list[str]], rule: str, shards: int) -> set[str]:
-    """The records a per-point stage's rule writes; with ``shards`` > 1 its merge's, after checking that each
-    merged record has its ``shards`` shard jobs (``<folder>/shards/<stem>-<k>-of-<shards>.csv``)."""
-    if shards == 1:
-        return _paths(plan, rule)
+    """The records a per-point stage's merge writes, after checking that each merged record has its ``shards``
+    shard jobs (``<folder>/shards/<stem>-<k>-of-<shards>.csv``; one when ``shards`` is 1)."""
     merged, shard_jobs = _paths(plan, f"{rule}_merge"), _paths(plan, f"{rule}_shard")
     for path in merged:
         folder, _, name = path.rpartition("/")
@@ -84,26 +82,25 @@ def test_preset_plans_every_stage(root, dry_runs, name):
     model_threats = {m: at(cfg["models"][m]) for m in cfg["models"]}
     model_threats.update({f"gauss_aug-{s}": at(cfg["certify"]) for s in sigmas})
     shared = {m for m in base if m.startswith("gauss_aug-") or cfg["models"][m]["objective"] == "standard"}
-    assert f"results/{ds}/data.pt" in _paths(plan, "prepare_data")
+    assert f"results/{ds}/data.pt" in _paths(plan, "data")
     assert {f"results/{ds}/models/{m}.pt" for m in shared} <= _paths(plan, "train_shared")
     assert {f"results/{ds}/{t}/models/{m}.pt" for m in base if m not in shared for t in model_threats[m]} \
         <= _paths(plan, "train")
     # every base model (and zoo model) under standard AutoAttack, end to end, at each of its budgets
     zoo = list(cfg["zoo"]["models"] or {})
-    evaluated = _paths(plan, "evaluate") | _paths(plan, "evaluate_merge") | _paths(plan, "evaluate_mixtures")
+    evaluated = _paths(plan, "attacks_merge")
     assert {f"results/{ds}/{t}/eval/{m}/autoattack.csv" for m in base for t in model_threats[m]} <= evaluated
     assert {f"results/{ds}/{t}/eval/{z}/autoattack.csv" for z in zoo for t in every} <= evaluated
-    # with attacks.shards > 1 every classifier's evaluation at each budget is that many separate jobs
+    # every classifier's evaluation at each budget is attacks.shards separate jobs (one when it is 1)
     n_shards = cfg["attacks"]["shards"]
-    if n_shards > 1:
-        group = "+".join(a for a in cfg["attacks"]["run"] if a != "eps-sweep")
-        shard_jobs = _paths(plan, "evaluate_shard")
-        for m in base:
-            for t in model_threats[m]:
-                mine = {p for p in shard_jobs if p.startswith(f"results/{ds}/{t}/eval/{m}/shards/{group}-")
-                        and p.endswith(".csv")}
-                assert mine == {f"results/{ds}/{t}/eval/{m}/shards/{group}-{k}-of-{n_shards}.csv"
-                                for k in range(n_shards)}, (m, t, sorted(mine))
+    group = "+".join(a for a in cfg["attacks"]["run"] if a != "eps-sweep")
+    shard_jobs = _paths(plan, "attacks_shard")
+    for m in base:
+        for t in model_threats[m]:
+            mine = {p for p in shard_jobs if p.startswith(f"results/{ds}/{t}/eval/{m}/shards/{group}-")
+                    and p.endswith(".csv")}
+            assert mine == {f"results/{ds}/{t}/eval/{m}/shards/{group}-{k}-of-{n_shards}.csv"
+                            for k in range(n_shards)}, (m, t, sorted(mine))
     # certification: every σ, in more than one resumable shard (ℓ2 certificates: no budget in the path)
     shards = cfg["certify"]["shards"]
     assert shards > 1
@@ -114,14 +111,14 @@ def test_preset_plans_every_stage(root, dry_runs, name):
     mix = cfg["mixing"]
     for t in at(mix):
         assert {f"results/{ds}/{t}/models/mix-{m}-{a:g}.json" for m in mix["modes"] for a in mix["alphas"]} \
-            <= _paths(plan, "mix_spec")
+            <= _paths(plan, "mixing_spec")
         assert {f"results/{ds}/{t}/eval/mix-prob-{a:g}/autoattack.csv" for a in mix["alphas"]} <= evaluated
-        assert f"results/{ds}/{t}/models/mixnet.pt" in _paths(plan, "fit_mixnet")
-        assert f"results/{ds}/{t}/eval/mixnet/adaptive.csv" in _point_paths(plan, "adaptive_mixnet", n_shards)
-        assert f"results/{ds}/{t}/eval/{mix['robust']}/confidence.csv" in _paths(plan, "robust_margins")
+        assert f"results/{ds}/{t}/models/mixnet.pt" in _paths(plan, "mixing_fit")
+        assert f"results/{ds}/{t}/eval/mixnet/adaptive.csv" in _point_paths(plan, "mixing_adaptive", n_shards)
+        assert f"results/{ds}/{t}/eval/{mix['robust']}/confidence.csv" in _paths(plan, "mixing_margins")
     # probabilistic certification and ERA (the composite with each robust branch), at their own budgets
     prob = cfg["probabilistic"]
-    assert len([p for p in _paths(plan, "certify_prob_shard") if p.endswith(".csv")]) \
+    assert len([p for p in _paths(plan, "probabilistic_shard") if p.endswith(".csv")]) \
         == len(prob["classifiers"]) * prob["shards"] * len(at(prob))
     era = cfg["era"]
     composites = ["era-composite", *(f"era-composite-{b}" for b in era["composite"]["compare"])]
@@ -129,12 +126,12 @@ def test_preset_plans_every_stage(root, dry_runs, name):
         assert {f"results/{ds}/{t}/eval/{m}/robustness.csv" for m in era["models"]} \
             <= _point_paths(plan, "era_robustness", n_shards)
         assert {f"results/{ds}/{t}/eval/{c}/adaptive.csv" for c in composites} \
-            <= _point_paths(plan, "era_composite_evaluate", n_shards)
+            <= _point_paths(plan, "era_composite", n_shards)
     assert "results/summary.csv" in _paths(plan, "summary")
     # the zoo rule exists only when the config names zoo models
-    assert ("zoo_fetch" in plan) == bool(zoo)
+    assert ("zoo" in plan) == bool(zoo)
     if zoo:
-        assert {f"results/{ds}/models/{z}.json" for z in zoo} <= _paths(plan, "zoo_fetch")
+        assert {f"results/{ds}/models/{z}.json" for z in zoo} <= _paths(plan, "zoo")
     # heavy jobs ask for the preset's GPU and threads
     res = cfg["resources"]
     assert res["gpu"] >= 1

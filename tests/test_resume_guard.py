@@ -55,7 +55,7 @@ def gauss3(tmp_path_factory) -> Path:
     splits = data_mod.load(d / "data.pt")
     for name, seed, steps in (("era", 0, 60), ("standard", 1, 20)):
         spec = _base(d, name, seed, splits, "mlp", {"hidden": [8, 8]}, steps)
-        assert main(["robustness", *RT, "--data", str(d / "data.pt"), "--classifier", spec, "--name", name,
+        assert main(["era-robustness", *RT, "--data", str(d / "data.pt"), "--classifier", spec, "--name", name,
                      "--threat", THREAT, "--params", json.dumps(ROBUSTNESS), "--batch-size", "8",
                      "--out", str(d / f"{name}-robustness.csv")]) == 0
     assert main(["era-composite-spec", "--data", str(d / "data.pt"), "--robust", str(d / "era.json"),
@@ -101,7 +101,7 @@ def mixnet(tmp_path_factory) -> Path:
 
 
 def _robustness(d: Path, params: dict) -> list[str]:
-    return ["robustness", *RT, "--seed", "0", "--data", str(d / "data.pt"), "--classifier", str(d / "era.json"),
+    return ["era-robustness", *RT, "--seed", "0", "--data", str(d / "data.pt"), "--classifier", str(d / "era.json"),
             "--name", "era", "--threat", THREAT, "--params", json.dumps(params), "--batch-size", "7"]
 
 
@@ -115,7 +115,7 @@ def _composite(d: Path, seed: int) -> list[str]:
 
 def _adaptive(d: Path, w: list[float]) -> list[str]:
     params = {"w": w, "loss": "margin", "steps": 6, "step_rel": 0.1, "restarts": 2}
-    return ["adaptive-eval", *RT, "--seed", "0", "--data", str(d / "data.pt"), "--classifier",
+    return ["mixing-adaptive", *RT, "--seed", "0", "--data", str(d / "data.pt"), "--classifier",
             str(d / "mixnet.json"), "--name", "mixnet", "--autoattack", str(d / "aa.csv"), "--threat",
             json.dumps({"norm": "Linf", "eps": 0.1}), "--params", json.dumps(params),
             "--suite", json.dumps({"targets": 1, "suite_steps": 3}), "--batch-size", "12"]

@@ -61,4 +61,4 @@ def test_pipeline_runs_through_slurm_with_a_gpu_rule(tmp_path, monkeypatch):
         if job.get("JobState") == "COMPLETED":
             assert job.get("TresPerJob") == "gres:gpu:1", job  # the GPU was requested from SLURM
     # the data rule is a localrule: it never went to SLURM
-    assert not any("rule_prepare_data" in j.get("Comment", "") for j in mine)
+    assert not any("rule_data" in j.get("Comment", "") for j in mine)

@@ -213,7 +213,7 @@ def test_stage_end_to_end(tmp_path):
 
     prm = {"p": 0.9, "eta": 0.4, "d": 25, "n_train": 2000, "n_calib": 200, "n_test": 1000}
     data = tmp_path / "tsipras" / "data.pt"
-    assert main(["prepare-data", "--dataset", "tsipras", "--params", json.dumps(prm), "--out", str(data)]) == 0
+    assert main(["data", "--dataset", "tsipras", "--params", json.dumps(prm), "--out", str(data)]) == 0
     assert data_mod.load(data).bounds is None
     threat = json.dumps({"norm": "Linf", "eps": 0.8})
     for name, objective in (("standard", "standard"), ("adversarial", "pgd_at")):
@@ -222,7 +222,7 @@ def test_stage_end_to_end(tmp_path):
                      "--train-params", json.dumps({"epochs": 3, "batch_size": 500, "lr": 0.02}),
                      "--checkpoint", str(tmp_path / f"ck-{name}.pt"),
                      "--out", str(tmp_path / "models" / f"{name}.json")]) == 0
-    args = ["theory-evaluate", "--no-progress", "--data", str(data), "--threat", threat, "--pgd", json.dumps(PGD),
+    args = ["theory", "--no-progress", "--data", str(data), "--threat", threat, "--pgd", json.dumps(PGD),
             "--curve", json.dumps({"eps_max": 1.2, "points": 13}), "--eval-dir", str(tmp_path / "eval"),
             "--theory-dir", str(tmp_path / "theory")]
     for name in ("standard", "adversarial"):
@@ -256,6 +256,6 @@ def test_stage_end_to_end(tmp_path):
     fig_args = {"weights_out": str(tmp_path / "w.png"), "closed_forms": str(tmp_path / "theory" / "closed_forms.csv"),
                 "weights": str(tmp_path / "theory" / "weights.csv"), "records": records,
                 "trained": ["standard", "adversarial"], "references": ["averaging", "bayes", "robust"]}
-    assert main(["figure", "tsipras", "--out", str(tmp_path / "t.png"), "--args", json.dumps(fig_args)]) == 0
+    assert main(["figures", "tsipras", "--out", str(tmp_path / "t.png"), "--args", json.dumps(fig_args)]) == 0
     for f in ("t.png", "t.pdf", "w.png", "w.pdf"):
         assert (tmp_path / f).stat().st_size > 1000

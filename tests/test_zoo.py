@@ -129,7 +129,7 @@ def test_offline_cli_prints_one_line_and_writes_nothing(tmp_path, fake_robustben
            "OMP_NUM_THREADS": "1"}
     out = tmp_path / "models" / "tiny.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tradeoff", "zoo-fetch", "--dataset", "cifar10", "--name", "tiny", "--entry",
+        [sys.executable, "-m", "tradeoff", "zoo", "--dataset", "cifar10", "--name", "tiny", "--entry",
          json.dumps({"name": "Tiny2024", "threat_model": "Linf"}), "--model-dir", str(tmp_path / "rb"),
          "--out", str(out)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2, proc.stderr

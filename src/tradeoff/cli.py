@@ -13,7 +13,7 @@ from .errors import EXIT_USER_ERROR, TradeoffError
 from .progress import interval_arg, set_default_interval
 
 EPILOG = f"""exit status: 0 done; 1 an unexpected error (a bug: its traceback is printed); 2 a malformed command
-line (and zoo-fetch: the model cannot be obtained); {EXIT_USER_ERROR} a fault to fix on your side (a bad
+line (and zoo: the model cannot be obtained); {EXIT_USER_ERROR} a fault to fix on your side (a bad
 config or argument value, a missing, truncated or inconsistent artifact), reported as one line
 "tradeoff: error: <message naming the file or the key>" (--debug prints its traceback instead)."""
 

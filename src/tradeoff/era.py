@@ -134,7 +134,7 @@ def robustness_records(model: torch.nn.Module, splits: Splits, threat: Threat, p
             "combined_with": list(combine), "combine_decides_correct": combine_decides_correct,
             "dataset": splits.name, "classifier": name, "classifier_sha256": classifier_sha256}
     return stage_output(job, finish_context(
-        "robustness", dataset=splits.name, name=name, threat=threat, option=clean_row, meta=meta,
+        "era-robustness", dataset=splits.name, name=name, threat=threat, option=clean_row, meta=meta,
         config={"attack": "robustness", "threat": dict(threat_spec), "params": dict(params)}, seed=seed))
 
 

@@ -219,13 +219,14 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
                    threat_spec: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]], *, seed: int,
                    device: torch.device, batch_size: int, shard: int = 0, shards: int | None = None,
                    stop_after: int | None = None) -> bool:
-    """The ``evaluate`` stage: every evaluation of ``attacks`` on the test split of ``data`` for each
+    """The ``attacks`` stage: every evaluation of ``attacks`` on the test split of ``data`` for each
     ``(classifier JSON, classifier id, output folder)`` of ``classifiers`` in turn, batch by batch
     (:func:`evaluate_batches`), resumable from :func:`progress_path`.
 
     As the whole job (``shards`` None), writes ``<folder>/<attack>.csv`` per evaluation
-    (:func:`~tradeoff.records.write_evaluations`); as shard ``shard`` of ``shards`` (even of 1), the shard's records (:data:`PROGRESS_COLUMNS`, closed with the run's description
-    that :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
+    (:func:`~tradeoff.records.write_evaluations`); as shard ``shard`` of ``shards`` (even of 1), the shard's
+    records (:data:`PROGRESS_COLUMNS`, closed with the run's description that
+    :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
     a classifier with batches left (its progress is kept and later classifiers are not started), else True.
     """
     from . import data as data_mod
@@ -281,7 +282,7 @@ def run_attack(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Evaluate ``model`` on ``(x, y)`` under one ``attack`` ∈ :data:`ATTACKS`, in memory.
 
-    Returns the per-sample records and metadata exactly as an ``evaluate`` job running only ``attack``
+    Returns the per-sample records and metadata exactly as an ``attacks`` job running only ``attack``
     writes them (same per-batch seeds). The attacked model is the full ``model`` (for composites: end to
     end). ``margin``: :func:`~tradeoff.attacks.suite.margin_attack` (params steps, step_rel, restarts, loss,
     targets, target_restarts). ``eps-sweep``: the margin attack at each budget of :func:`sweep_factors`.

@@ -1,9 +1,9 @@
-"""Descriptions of mixed classifiers and their temperatures (no torch here, so that ``mix-spec``, which only
+"""Descriptions of mixed classifiers and their temperatures (no torch here, so that ``mixing-spec``, which only
 writes JSON, starts without importing it; the models themselves are in :mod:`tradeoff.mixing`).
 
 A mixed classifier's JSON (kind ``mix``, or ``mixnet`` for a learned mixing network) references its accurate
 base model ``g`` and robust base model ``h`` by paths relative to itself, with their checksums, and carries
-the inverse temperatures ``T_g``, ``T_h`` of the mixture (Bai et al. 2024); ``mix-temperatures`` chooses those
+the inverse temperatures ``T_g``, ``T_h`` of the mixture (Bai et al. 2024); ``mixing-temperatures`` chooses those
 by temperature scaling on the calibration split (Guo et al. 2017).
 """
 
@@ -35,7 +35,7 @@ def relative_path(target: str | Path, out: str | Path) -> str:
 def resolve_temperatures(temperatures: str | Path | None, temp_g: float, temp_h: float, *,
                          accurate: str | Path | None = None, robust: str | Path | None = None
                          ) -> tuple[float, float]:
-    """``(T_g, T_h)``: those of the JSON ``temperatures`` written by ``mix-temperatures``, or ``temp_g`` and
+    """``(T_g, T_h)``: those of the JSON ``temperatures`` written by ``mixing-temperatures``, or ``temp_g`` and
     ``temp_h`` unchanged when it is None. Raises :class:`ArtifactError` unless the file was fitted for the
     base models ``accurate`` and ``robust`` that are given (their ``sha256``)."""
     if temperatures is None:
@@ -50,7 +50,7 @@ def resolve_temperatures(temperatures: str | Path | None, temp_g: float, temp_h:
 def write_mix_specs(accurate: str | Path, robust: str | Path, alphas: Sequence[float], names: Sequence[str],
                     outs: Sequence[str | Path], *, mode: str, temp_g: float = 1.0, temp_h: float = 1.0,
                     temperatures: str | Path | None = None) -> list[dict[str, Any]]:
-    """The ``mix-spec`` stage: write one fixed-α mixture JSON (kind ``mix``) per ``(α, name, out)``, with the
+    """The ``mixing-spec`` stage: write one fixed-α mixture JSON (kind ``mix``) per ``(α, name, out)``, with the
     temperatures of :func:`resolve_temperatures`. Each ``sha256`` is :func:`spec_digest` of the description
     with its base models' checksums, so it changes with α, mode, temperatures and either base model. Raises
     :class:`ArtifactError` when ``accurate`` and ``robust`` are models of different data. Returns the JSONs."""

@@ -298,7 +298,7 @@ def calibrate_temperatures(g: nn.Module, h: nn.Module, x: torch.Tensor, y: torch
 
 def write_temperatures(data: str | Path, accurate: str | Path, robust: str | Path, out: str | Path, *,
                        batch_size: int, seed: int, device: torch.device) -> dict[str, Any]:
-    """The ``mix-temperatures`` stage: fit ``T_g`` and ``T_h`` of the base models ``accurate`` and ``robust``
+    """The ``mixing-temperatures`` stage: fit ``T_g`` and ``T_h`` of the base models ``accurate`` and ``robust``
     on the calibration split of ``data`` (:func:`calibrate_temperatures`), log each fit and write ``out``
     (JSON: the temperatures, the NLL before and after, the checksums of both models and of the data, which
     :func:`~tradeoff.mix_spec.resolve_temperatures` checks). Returns the JSON written."""
@@ -579,7 +579,7 @@ def fit_mixnet_classifier(data: str | Path, accurate: str | Path, robust: str | 
                           checkpoint: str | Path, seed: int, device: torch.device, temp_g: float = 1.0,
                           temp_h: float = 1.0, temperatures: str | Path | None = None,
                           progress: bool = True) -> dict[str, Any]:
-    """The ``fit-mixnet`` stage: :func:`fit_mixing_network` over the base models ``accurate`` and ``robust`` on
+    """The ``mixing-fit`` stage: :func:`fit_mixing_network` over the base models ``accurate`` and ``robust`` on
     the calibration split of ``data`` at ``threat`` (``{norm, eps}``), with the temperatures of
     :func:`~tradeoff.mix_spec.resolve_temperatures`; writes the classifier JSON ``out`` (kind ``mixnet``,
     paths relative to it) and the network's weights next to it (``.pt``). Returns the JSON written."""
@@ -677,7 +677,7 @@ def adaptive_evaluation(model: MixedClassifier, spec: Mapping[str, Any], splits:
         "autoattack_accuracy_by_attack": aa_meta.get("accuracy_by_attack", {}), "suite": dict(suite),
     }  # the rows add adaptive_beats_autoattack and adaptive_by (tradeoff.point_records.finish)
     return stage_output(job, finish_context(
-        "adaptive-eval", dataset=splits.name, name=name, threat=threat, meta=meta,
+        "mixing-adaptive", dataset=splits.name, name=name, threat=threat, meta=meta,
         config={"attack": "adaptive", "threat": dict(threat_spec), "params": dict(params)}, seed=seed))
 
 
@@ -730,7 +730,7 @@ def write_margins(data: str | Path, classifier: str | Path, out: str | Path, *, 
                   threat: Mapping[str, Any], params: Mapping[str, Any], seed: int, batch_size: int,
                   device: torch.device, temp: float = 1.0, temperatures: str | Path | None = None
                   ) -> list[dict[str, Any]]:
-    """The ``robust-margins`` stage: :func:`margin_records` of ``classifier`` on the test split of ``data`` at
+    """The ``mixing-margins`` stage: :func:`margin_records` of ``classifier`` on the test split of ``data`` at
     ``threat`` (``{norm, eps}``), at inverse temperature ``temp`` or the ``temp_h`` of ``temperatures`` (fitted
     for ``classifier`` as the robust model), written to ``out`` (:data:`MARGIN_COLUMNS`). Returns the summary
     rows (mean margin of the correct-under-attack points, then of the wrong-clean ones)."""

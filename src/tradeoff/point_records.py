@@ -34,8 +34,8 @@ __all__ = ["ADAPTIVE_COLUMNS", "ADAPTIVE_METRICS", "COMPOSITE_COLUMNS", "ROBUSTN
            "adaptive_summary", "composite_summary", "finish", "finish_context", "merge_shards",
            "robustness_metrics", "robustness_summary"]
 
-STAGES = ("robustness", "era-composite", "adaptive-eval")
-"""The per-point stages (named as their commands)."""
+STAGES = ("era-robustness", "era-composite", "mixing-adaptive")
+"""The per-point stages (named as their commands; `tradeoff merge <stage>` finishes their shards)."""
 
 ROBUSTNESS_COLUMNS = ["index", "label", "clean_prediction", "adv_prediction", "correct", "robust",
                       "robust_accurate", "robust_inaccurate", "flipped_by", "perturbation"]
@@ -180,11 +180,11 @@ def finish(context: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
     stage, dataset, name = context["stage"], str(context["dataset"]), str(context["classifier"])
     threat = Threat(str(context["norm"]), float(context["eps"]), None)
     extra: dict[str, Any] = {}
-    if stage == "robustness":
+    if stage == "era-robustness":
         summary = robustness_summary(dataset, name, threat, rows, bool(context["option"]))
     elif stage == "era-composite":
         summary = composite_summary(dataset, name, threat, rows, bool(context["option"]))
-    elif stage == "adaptive-eval":
+    elif stage == "mixing-adaptive":
         summary = adaptive_summary(dataset, name, threat, rows)
         extra = {"adaptive_beats_autoattack": int(sum(int(r["correct_autoattack"]) - int(r["correct"])
                                                       for r in rows)),
@@ -232,7 +232,7 @@ def merge_shards(stage: str, paths: Sequence[str | Path], out: str | Path) -> li
     or does not hold exactly its chunks' points.
     """
     if not paths:
-        raise TradeoffError("merge-points: no shard records given")
+        raise TradeoffError(f"merge {stage}: no shard records given")
     found: dict[int, tuple[Path, list[dict[str, str]], dict[str, Any]]] = {}
     first: tuple[Path, dict[str, Any]] | None = None
     for p in map(Path, paths):

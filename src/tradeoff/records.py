@@ -1,5 +1,5 @@
 """Per-sample records and the summary rows they carry (no torch here: the light commands that only read and
-merge records, such as ``worst`` and ``summarize``, start without importing it).
+merge records, such as ``attacks-worst`` and ``summary``, start without importing it).
 
 A record list has one row per test point: index into the test split, label, clean prediction, prediction on
 the attacked input, correctness, size of the perturbation found. Accuracy under attack is the fraction of
@@ -187,7 +187,7 @@ def merge_evaluation_shards(shards: Sequence[str], out_dir: str | Path, name: st
     assert ref is not None
     got = sorted(int(read_json(sidecar(p))["shard"]) for p in shards)
     if got != list(range(int(ref["shards"]))):
-        raise TradeoffError(f"evaluate-merge: shards {got} given, need 0..{int(ref['shards']) - 1}")
+        raise TradeoffError(f"merge attacks: shards {got} given, need 0..{int(ref['shards']) - 1}")
     write_evaluations(out_dir, str(ref["dataset"]), name, threat, rows, metas, list(attacks),
                       {a: params.get(a, {}) for a in attacks},
                       {"classifier_sha256": ref.get("classifier_sha256"), "batch_size": ref.get("batch_size"),

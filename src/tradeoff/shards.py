@@ -10,11 +10,17 @@ the points are sharded. No torch here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
 
 from .errors import TradeoffError
 
-__all__ = ["check_shard", "shard_chunks", "shard_indices", "shard_path"]
+T = TypeVar("T")
+
+__all__ = ["check_shard", "shard_chunks", "shard_indices", "shard_items", "shard_path"]
 
 
 def check_shard(shard: int, shards: int) -> None:
@@ -35,6 +41,17 @@ def shard_indices(total: int, batch_size: int, shard: int, shards: int) -> list[
     ``shard, shard + shards, ...``)."""
     return [i for start in shard_chunks(total, batch_size, shard, shards)
             for i in range(start, min(start + batch_size, total))]
+
+
+def shard_items(items: Sequence[T] | np.ndarray, shard: int, shards: int) -> list[T] | np.ndarray:
+    """The entries of ``items`` (e.g. the selected test indices) at the positions shard ``shard`` of ``shards``
+    runs with chunks of one entry (round robin); a NumPy array stays an array.
+    :class:`~tradeoff.errors.TradeoffError` unless ``0 ≤ shard < shards``."""
+    check_shard(shard, shards)
+    positions = shard_indices(len(items), 1, shard, shards)
+    if isinstance(items, np.ndarray):
+        return items[positions]
+    return [items[i] for i in positions]
 
 
 def shard_path(out: str | Path, shard: int, shards: int) -> Path:

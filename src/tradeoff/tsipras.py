@@ -175,7 +175,7 @@ def run_theory(data: str | Path, models: Mapping[str, str | Path], *, threat: Ma
                pgd: Mapping[str, Any], curve: Mapping[str, Any], seed: int, eval_dir: str | Path,
                theory_dir: str | Path, batch_size: int = 5000,
                device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
-    """The ``theory-evaluate`` stage: the reference classifiers (:func:`reference_classifiers`) and the trained
+    """The ``theory`` stage: the reference classifiers (:func:`reference_classifiers`) and the trained
     linear models ``models`` (name -> classifier JSON) on the ``tsipras`` test split of the dataset artifact
     ``data``, at the ℓ∞ budget ``threat`` (``{norm, eps}``).
 
@@ -198,7 +198,7 @@ def run_theory(data: str | Path, models: Mapping[str, str | Path], *, threat: Ma
 
     splits = data_mod.load(data)
     if splits.name != "tsipras":
-        raise TradeoffError(f"{data}: theory-evaluate needs the tsipras dataset, got '{splits.name}'")
+        raise TradeoffError(f"{data}: theory needs the tsipras dataset, got '{splits.name}'")
     prm = splits.meta["params"]
     p, eta, d = float(prm["p"]), float(prm["eta"]), int(prm["d"])
     thr = Threat(str(threat["norm"]), float(threat["eps"]), splits.bounds)

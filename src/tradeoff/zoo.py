@@ -160,7 +160,7 @@ def fetch(name: str, dataset: str, threat_model: str, model_dir: str | Path,
     except Exception as exc:  # noqa: BLE001 - RobustBench/gdown/requests raise many types; all mean "not fetched"
         raise ZooUnavailable(
             f"could not fetch RobustBench model '{name}' ({dataset}, {threat_model}) into {model_dir}: "
-            f"{type(exc).__name__}: {_one_line(exc, 240)} — offline? run the zoo_fetch rule where there is "
+            f"{type(exc).__name__}: {_one_line(exc, 240)} — offline? run the zoo rule where there is "
             f"internet, or put RobustBench's checkpoint at {model_dir / dataset / threat_model / (name + '.pt')}"
         ) from None
     state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}

@@ -7,15 +7,15 @@ def dataset_params(dataset):
     return section
 
 
-rule prepare_data:
+rule data:
     """Split a dataset into fixed train / calibration / test sets (downloading it when missing)."""
     output:
         data="results/{dataset}/data.pt",
         meta="results/{dataset}/data.json",
     log:
-        "logs/{dataset}/prepare_data.log",
+        "logs/{dataset}/data.log",
     benchmark:
-        "results/benchmarks/{dataset}/prepare_data.tsv"
+        "results/benchmarks/{dataset}/data.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1

@@ -3,7 +3,7 @@
 
 localrules:
     summary,
-    prepare_data,
+    data,
 
 
 rule summary:

@@ -8,9 +8,9 @@ if ZOO_MODELS:
     # A download, not compute: runs on the submitting node (compute nodes of a cluster often have no
     # internet) and only once, since its outputs stay until the config entry changes.
     localrules:
-        zoo_fetch,
+        zoo,
 
-    rule zoo_fetch:
+    rule zoo:
         """Download a RobustBench model and write it as a classifier of kind `zoo`."""
         output:
             spec="results/{dataset}/models/{zoo}.json",

@@ -25,7 +25,7 @@ Metrics (Zhang et al. 2023; the paper's definitions could not be checked, these 
 * certified robustness rate: fraction certified ROBUST, regardless of correctness;
 * not-robust / undecided rates and mean / median samples used;
 * defense success rate under PGD: among inputs classified correctly without attack, the fraction still
-  classified correctly under the PGD attack of the evaluation stage (records of ``tradeoff evaluate``).
+  classified correctly under the PGD attack of the evaluation stage (records of ``tradeoff attacks``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from ..errors import TradeoffError
 from ..io import ResumableCSV, provenance, read_records, write_records
 from ..progress import Progress
 from ..records import summary_row
-from ..shards import check_shard, shard_indices
+from ..shards import shard_items
 from .prob_decisions import TESTS, decide, decisions, decode_counts, encode_counts, metrics
 from .prob_settings import ProbSettings, check_settings
 from .probabilistic import run_sequential_many
@@ -210,7 +210,7 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
                    section: Mapping[str, Any], seed: int, shard: int, shards: int, n_points: int,
                    out: str | Path, device: torch.device | str = "cpu", stop_after: int | None = None,
                    progress: bool = False) -> dict[str, Any] | None:
-    """The ``certify-prob`` stage: one sampling pass (:func:`certify_points`) of the classifier JSON
+    """The ``probabilistic`` stage: one sampling pass (:func:`certify_points`) of the classifier JSON
     ``classifier`` (id ``name``) over shard ``shard`` of ``shards`` of the first ``n_points`` test points of the
     dataset artifact ``data`` (0 = all), allowing every test of ``tests`` to be decided; ``section`` is the
     config's probabilistic section (:func:`settings_from`).
@@ -229,8 +229,7 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
     splits = data_mod.load(data)
     x, y = splits.x("test"), splits.y("test")
     n_points = x.shape[0] if n_points <= 0 else min(n_points, x.shape[0])
-    check_shard(shard, shards)
-    indices = shard_indices(n_points, 1, shard, shards)
+    indices = shard_items(range(n_points), shard, shards)
     spec = load_spec(classifier)
     model = load_classifier(classifier, device)
     run = {"tests": tests, "settings": asdict(settings), "seed": seed, "n_points": n_points,
@@ -241,7 +240,7 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
     writer = ResumableCSV(out, RAW_COLUMNS, key=run_id)
     if writer.rows:
         log.info("resuming %s: %d of %d points already sampled", writer.partial, len(writer.rows), len(indices))
-    log.info("certify-prob %s on %s: %d points, %s", "+".join(tests), name, len(indices), settings)
+    log.info("probabilistic %s on %s: %d points, %s", "+".join(tests), name, len(indices), settings)
     todo = indices
     if stop_after is not None:
         done = {int(v) for v in writer.done_keys("index")}
@@ -265,7 +264,7 @@ SHARD_KEYS = ("settings", "tests", "seed", "n_points", "shards", "classifier_sha
 
 def run_prob_merge(shards: Sequence[str | Path], pgd_path: str | Path | None,
                    outputs: Mapping[str, str | Path]) -> dict[str, list[dict[str, Any]]]:
-    """The ``certify-prob-merge`` stage for one classifier: join its sampling shards and write, for each test
+    """The ``merge probabilistic`` stage for one classifier: join its sampling shards and write, for each test
     in ``outputs`` (test -> CSV), the decided records (:data:`COLUMNS`) with their summary rows; PGD records
     ``pgd_path`` (of the same classifier) add the defense success rate. Returns the summary rows per test.
 

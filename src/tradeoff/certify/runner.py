@@ -24,7 +24,7 @@ import torch
 from ..errors import TradeoffError
 from ..io import ResumableCSV
 from ..progress import Progress
-from ..shards import check_shard, shard_indices
+from ..shards import shard_items
 from .bounds import certified_accuracy
 from .cohen import ABSTAIN, Smooth, certify_from_counts
 from .mixed import certify_mixed
@@ -270,7 +270,7 @@ def _progress(total: int, enabled: bool) -> Callable[[int, int], None]:
 def run_shard(data: str | Path, classifier: str | Path, *, sigma: float, params: Mapping[str, Any], shard: int,
               shards: int, seed: int, out: str | Path, device: torch.device | str = "cpu",
               stop_after: int | None = None, progress: bool = False) -> dict[str, Any] | None:
-    """The ``certify-shard`` stage: CERTIFY (:func:`certify_shard`) on shard ``shard`` of ``shards`` of the
+    """The ``certify`` stage: CERTIFY (:func:`certify_shard`) on shard ``shard`` of ``shards`` of the
     selected test points of the dataset artifact ``data``, for the base classifier JSON ``classifier`` smoothed
     at ``sigma``; ``params`` is the config's certify section (n0, n, alpha, points, batch_size).
 
@@ -287,9 +287,7 @@ def run_shard(data: str | Path, classifier: str | Path, *, sigma: float, params:
 
     splits = data_mod.load(data)
     x, y = splits.x("test"), splits.y("test")
-    check_shard(shard, shards)
-    selected = select_points(splits.size("test"), params.get("points"), seed)
-    indices = selected[shard_indices(len(selected), 1, shard, shards)]
+    indices = shard_items(select_points(splits.size("test"), params.get("points"), seed), shard, shards)
     spec = load_spec(classifier)
     model = load_classifier(classifier, device)
     run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta["sha256"], "sigma": sigma,
@@ -342,7 +340,7 @@ def standard_probs(spec_path: str | Path, x: torch.Tensor, indices: np.ndarray, 
 def run_merge(data: str | Path, name: str, standard: str | Path, *, sigma: float, params: Mapping[str, Any],
               seed: int, shard_records: Sequence[str | Path], out_rs: str | Path, out_mixed: str | Path,
               device: torch.device | str = "cpu") -> list[dict[str, Any]]:
-    """The ``certify-merge`` stage: Cohen et al.'s records (``out_rs``, :data:`RS_COLUMNS`) and the mixed
+    """The ``merge certify`` stage: Cohen et al.'s records (``out_rs``, :data:`RS_COLUMNS`) and the mixed
     classifier's (``out_mixed``, :data:`MIXED_COLUMNS`; standard model g = the classifier JSON ``standard``)
     from the finished shards of the smoothed classifier ``name``; ``params`` is the config's certify section
     (n0, n, alpha, points, radii, mix_alphas). Returns the summary rows written into both sidecars.

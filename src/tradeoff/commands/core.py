@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="classifier id for the summary")
     p.add_argument("--threat", type=json_arg, required=True, help="the threat every input must have been run at")
     p.add_argument("--out", required=True)
-    p.add_argument("inputs", nargs="+", help="record CSVs (evaluate, adaptive-eval, era-composite, robustness); "
+    p.add_argument("inputs", nargs="+", help="record CSVs (attacks, mixing-adaptive, era-composite, era-robustness); "
                                              "a point's breaking attack is the first in this order")
     p.set_defaults(func=cmd_worst)
 

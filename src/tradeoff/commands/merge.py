@@ -16,8 +16,8 @@ from .common import add_runtime_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
 
-POINT_STAGES = {"era-robustness": "robustness", "era-composite": "era-composite", "mixing-adaptive": "adaptive-eval"}
-"""Merge stage → the stage name a point job's shard records carry (:data:`tradeoff.point_records.STAGES`)."""
+POINT_STAGES = ("era-robustness", "era-composite", "mixing-adaptive")
+"""The point jobs' stages (:data:`tradeoff.point_records.STAGES`, not imported here: it pulls in numpy)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +70,7 @@ def merge_attacks(args: argparse.Namespace) -> None:
 def merge_points(args: argparse.Namespace) -> None:
     from ..point_records import merge_shards
 
-    summary = merge_shards(POINT_STAGES[args.stage], args.shards, args.out)
+    summary = merge_shards(args.stage, args.shards, args.out)
     log.info("%s: %d shards merged into %s", args.stage, len(args.shards), args.out)
     for r in summary:
         log.info("%s / %s %s: %.4f on %d points", r["classifier"], r["evaluation"], r["metric"], r["value"],

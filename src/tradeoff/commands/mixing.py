@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--temp-g", type=float, default=1.0)
     p.add_argument("--temp-h", type=float, default=1.0)
-    p.add_argument("--temperatures", default=None, help="JSON of mix-temperatures (overrides --temp-g/--temp-h)")
+    p.add_argument("--temperatures", default=None, help="JSON of mixing-temperatures (overrides --temp-g/--temp-h)")
     p.add_argument("--name", nargs="+", required=True, help="one classifier id per α")
     p.add_argument("--out", nargs="+", required=True, help="one JSON per α")
     p.set_defaults(func=cmd_mix_spec)
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--robust", required=True)
     p.add_argument("--temp-g", type=float, default=1.0)
     p.add_argument("--temp-h", type=float, default=1.0)
-    p.add_argument("--temperatures", default=None, help="JSON of mix-temperatures (overrides --temp-g/--temp-h)")
+    p.add_argument("--temperatures", default=None, help="JSON of mixing-temperatures (overrides --temp-g/--temp-h)")
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--network", type=json_arg, default={}, help="mixing-network options (JSON)")
     p.add_argument("--fit", type=json_arg, required=True, help="fitting options: loop, loss, attack (JSON)")
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--temp", type=float, default=1.0, help="inverse temperature T_h of the softmax")
-    p.add_argument("--temperatures", default=None, help="JSON of mix-temperatures: its temp_h overrides --temp")
+    p.add_argument("--temperatures", default=None, help="JSON of mixing-temperatures: its temp_h overrides --temp")
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--params", type=json_arg, required=True, help="PGD parameters (attacks.pgd)")
     p.add_argument("--batch-size", type=int, default=500)
@@ -85,7 +85,7 @@ def cmd_mix_spec(args: argparse.Namespace) -> None:
     from ..mix_spec import write_mix_specs
 
     if not len(args.alpha) == len(args.name) == len(args.out):
-        raise TradeoffError("mix-spec: --alpha, --name and --out need one value per mixture each")
+        raise TradeoffError("mixing-spec: --alpha, --name and --out need one value per mixture each")
     for alpha in args.alpha:
         if not 0.0 <= alpha <= 1.0:
             raise TradeoffError(f"--alpha must lie in [0, 1], got {alpha}")

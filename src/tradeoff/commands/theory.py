@@ -1,4 +1,4 @@
-"""``tradeoff theory-evaluate``: Tsipras et al.'s linear classifiers, closed forms next to experiments.
+"""``tradeoff theory``: Tsipras et al.'s linear classifiers, closed forms next to experiments.
 
 One call evaluates the paper's reference classifiers (averaging, Bayes, ``sign(x_1)``) and the trained
 linear models on the ``tsipras`` test split: clean and exact worst case (closed form per sample; one

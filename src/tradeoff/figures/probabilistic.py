@@ -1,6 +1,6 @@
 """Probabilistic (eps, kappa) certification: certified robust accuracy vs kappa, and samples used.
 
-Both figures read the merged per-sample records of ``tradeoff certify-prob-merge`` only; every kappa's
+Both figures read the merged per-sample records of ``tradeoff merge probabilistic`` only; every kappa's
 decision is replayed from the success counts stored in them (:mod:`tradeoff.certify.prob_decisions`).
 """
 
