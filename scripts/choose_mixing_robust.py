@@ -67,7 +67,7 @@ def model_json(results: Path, dataset: str, threat_id: str, name: str) -> Path:
 def temperature_lines(results: Path, dataset: str, threat_id: str, accurate: str, robust: str, data: Path
                       ) -> list[str]:
     """Markdown: T_g and T_h chosen by temperature scaling on the calibration split (`mixing.temperatures:
-    calibrate`, the `mix-temperatures` command), with the calibration NLL before and after."""
+    calibrate`, the `mixing-temperatures` command), with the calibration NLL before and after."""
     from tradeoff import data as data_mod
     from tradeoff.classifiers import load_classifier
     from tradeoff.mixing import calibrate_temperatures

@@ -134,7 +134,7 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     # that epoch's checkpoint leaves: a checkpoint, no model), then rerun without it.
     tradeoff = [sys.executable, "-m", "tradeoff"]
     data = tmp_path / "data.pt"
-    subprocess.run([*tradeoff, "prepare-data", "--dataset", "digits", "--params", '{"n_calib": 60, "n_test": 40}',
+    subprocess.run([*tradeoff, "data", "--dataset", "digits", "--params", '{"n_calib": 60, "n_test": 40}',
                     "--out", str(data)], check=True, env=env(), capture_output=True, timeout=600)
     common = ["train", "--no-progress", "--data", str(data), "--name", "m", "--arch", "small_cnn",
               "--objective", "pgd_at", "--objective-params", '{"steps": 3}', "--threat",

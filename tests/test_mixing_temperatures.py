@@ -68,7 +68,7 @@ def test_fit_stays_within_its_bounds_and_never_worsens_the_nll():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The command line: mix-temperatures and the --temperatures option of mix-spec, fit-mixnet, robust-margins
+# The command line: mixing-temperatures and the --temperatures option of mixing-spec, mixing-fit, mixing-margins
 # ----------------------------------------------------------------------------------------------------------
 
 RT = ["--threads", "1", "--device", "cpu", "--no-progress"]

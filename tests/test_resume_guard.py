@@ -1,4 +1,4 @@
-"""Resumable per-point jobs of the ERA and mixing stages (robustness, era-composite, adaptive-eval).
+"""Resumable per-point jobs of the ERA and mixing stages (era-robustness, era-composite, mixing-adaptive).
 
 Each job is stopped part-way through a chunk (``--stop-after``), then
 (a) rerun with the same arguments: it resumes and its records equal an uninterrupted run's, although the

@@ -207,7 +207,7 @@ def test_closed_form_rows_and_grid():
 
 
 def test_stage_end_to_end(tmp_path):
-    """prepare-data → train (standard, pgd_at) → theory-evaluate → figure, in process, on a tiny config:
+    """data → train (standard, pgd_at) → theory → figures, in process, on a tiny config:
     every record exists with the summary ids of the design and the figure files are written."""
     from tradeoff.cli import main
 

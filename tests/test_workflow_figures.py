@@ -1,4 +1,5 @@
-"""The figure table of the workflow (FIGURES in workflow/rules/common.smk) names figures the CLI can draw."""
+"""The figure table of the workflow (FIGURES, filled beside each stage's rules in workflow/rules/helpers/) names
+figures the CLI can draw."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 
 from tradeoff.figures import load_all
 
-COMMON = Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk"
+HELPERS = Path(__file__).resolve().parents[1] / "workflow" / "rules" / "helpers"
 
 
 def workflow_figures() -> list[str]:
-    """The `cli` names of the entries of FIGURES, in the table's order."""
-    return re.findall(r'^\s+cli="([\w-]+)",$', COMMON.read_text(), re.M)
+    """The `cli` names of the entries of FIGURES, stage file by stage file."""
+    return [name for path in sorted(HELPERS.glob("*.smk"))
+            for name in re.findall(r'^\s+cli="([\w-]+)",$', path.read_text(), re.M)]
 
 
 def test_every_workflow_figure_is_a_registered_figure_that_takes_out():

@@ -121,15 +121,10 @@ def eval_path(dataset, threat, classifier, attack):
     return f"results/{dataset}/{threat}/eval/{classifier}/{attack}.csv"
 
 
-def init_option(w, input):
-    """`--init <classifier JSON>` when the rule has an `init` input, else nothing."""
-    return f"--init {input.init}" if "init" in input.keys() else ""
-
-
 def point_shard_output(records, ext="csv"):
-    """The shard record (`ext`: csv or its json sidecar) of a per-point stage job (robustness, era-composite,
-    adaptive-eval) whose records are `records` (a pattern), as `tradeoff <stage> --shard {shard} --shards
-    {shards} --out <records>` writes it (tradeoff.point_records.shard_path): <folder>/shards/<stem>-k-of-n."""
+    """The shard record (`ext`: csv or its json sidecar) of a per-point stage job (era-robustness,
+    era-composite, mixing-adaptive) whose records are `records` (a pattern), as `tradeoff <stage> --shard {shard} --shards
+    {shards} --out <records>` writes it (tradeoff.shards.shard_path): <folder>/shards/<stem>-k-of-n."""
     folder, _, name = records.rpartition("/")
     return f"{folder}/shards/{name.removesuffix('.csv')}-{{shard}}-of-{{shards}}.{ext}"
 

@@ -1,10 +1,11 @@
-# The DAG's "download" stage: fixed train / calib / test splits of every dataset, from the seed.
-def dataset_params(dataset):
-    """The `data` section of `dataset`, with the download settings of the torchvision datasets."""
-    section = dict(config["data"].get(dataset, {}))
-    if dataset in ("mnist", "cifar10", "cifar100"):
-        section.update(root=config["data"]["root"], download=config["data"]["download"])
-    return section
+# The data stage: fixed train / calib / test splits of every dataset, from the seed.
+
+
+include: "helpers/data.smk"
+
+
+localrules:
+    data,
 
 
 rule data:

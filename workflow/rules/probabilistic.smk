@@ -3,87 +3,9 @@
 # records decide every configured test at every κ (the sequential test's samples are a prefix of the fixed
 # test's stream, so one pass serves both); one light merge writes each test's decided records with the
 # metrics (and the PGD defense success rate) for summary.csv; two figures.
-PROB = config["probabilistic"]
-PROB_CLASSIFIERS = list(PROB["classifiers"])
-PROB_TESTS = list(PROB["tests"])
-PROB_SHARDS = int(PROB["shards"])
-PROB_THREATS = threat_ids(PROB["threats"])
-PROB_KEYS = [k for k in PROB if k not in ("classifiers", "threats", "tests", "points", "shards")]
 
 
-def prob_settings(threat):
-    """The sampling and test settings at `threat` (its ball is the vicinity)."""
-    return {**{k: PROB[k] for k in PROB_KEYS}, **THREATS[threat]}
-
-
-def prob_records(threat, classifier, test, dataset=DATASET):
-    return f"results/{dataset}/{threat}/certify/{classifier}/prob-{test}.csv"
-
-
-def prob_shards(threat, classifier, dataset=DATASET):
-    return expand(
-        "results/{dataset}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.csv",
-        dataset=dataset,
-        threat=threat,
-        classifier=classifier,
-        shard=range(PROB_SHARDS),
-        shards=PROB_SHARDS,
-    )
-
-
-# One light merge job for every classifier: each merge is a join of small CSVs, and one process start costs more.
-PROB_PLAN = [
-    {
-        "shards": prob_shards(th, c),
-        "pgd": eval_path(DATASET, th, c, "pgd"),
-        "out": {t: prob_records(th, c, t) for t in PROB_TESTS},
-    }
-    for th in PROB_THREATS
-    for c in PROB_CLASSIFIERS
-]
-PROB_MERGED = [p for item in PROB_PLAN for p in item["out"].values()]
-
-
-def probabilistic_records():
-    return PROB_MERGED
-
-
-def prob_kappa_args(w):
-    records = {c: {t: prob_records(w.threat, c, t) for t in PROB_TESTS} for c in PROB_CLASSIFIERS}
-    return J({"records": records, "dataset": DATASET})
-
-
-def prob_samples_args(w):
-    records = {c: prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS}
-    return J({"records": records, "dataset": DATASET})
-
-
-STAGE_RECORDS.append(probabilistic_records)
-
-
-# certified robust accuracy against κ at one threat, per training method and test
-FIGURES["prob_kappa"] = dict(
-    cli="prob-kappa",
-    out="results/figures/{threat}/prob_kappa.png",
-    threats=PROB_THREATS,
-    inputs=lambda w: {"records": [prob_records(w.threat, c, t) for c in PROB_CLASSIFIERS for t in PROB_TESTS]},
-    args=prob_kappa_args,
-    caption="prob_kappa.rst",
-    category="Probabilistic robustness",
-)
-
-
-if "sequential" in PROB_TESTS:
-    # histogram of the samples the sequential test used per input, against the fixed test's
-    FIGURES["prob_samples"] = dict(
-        cli="prob-samples",
-        out="results/figures/{threat}/prob_samples.png",
-        threats=PROB_THREATS,
-        inputs=lambda w: {"records": [prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS]},
-        args=prob_samples_args,
-        caption="prob_samples.rst",
-        category="Probabilistic robustness",
-    )
+include: "helpers/probabilistic.smk"
 
 
 localrules:

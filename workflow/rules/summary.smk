@@ -3,7 +3,6 @@
 
 localrules:
     summary,
-    data,
 
 
 rule summary:

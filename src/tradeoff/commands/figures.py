@@ -1,4 +1,4 @@
-"""``tradeoff figure NAME``: draw one registered figure."""
+"""``tradeoff figures NAME``: draw one registered figure."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Figures, drawn from ``results/summary.csv`` and per-sample records only (never from model weights).
 
-Each figure is a function registered under a name; ``tradeoff figure NAME --out F.png [inputs]`` draws it
+Each figure is a function registered under a name; ``tradeoff figures NAME --out F.png [inputs]`` draws it
 to PNG and PDF.
 """
 

@@ -1,0 +1,151 @@
+# The attacks stage's constants, paths and helpers (its rules: workflow/rules/attacks.smk).
+
+
+ATTACKS = list(config["attacks"]["run"])
+SWEEP = "eps-sweep"  # robust accuracy over multiples of ε, for the sanity checks (one job per base model)
+SUITE = [a for a in ATTACKS if a != SWEEP]  # the evaluations one `attacks` job runs in turn, in this order
+ATTACK_SHARDS = int(config["attacks"]["shards"])
+ATTACK_BATCH = int(config["attacks"]["batch_size"])
+
+
+def attack_params(attack):
+    if attack == "clean":
+        return {}
+    return config["attacks"][attack]
+
+
+def evaluation_outputs(attacks, classifier="{classifier}"):
+    """The record files (CSV and sidecar) an evaluation job writes for `attacks` ({dataset}, {threat} open)."""
+    folder = f"results/{{dataset}}/{{threat}}/eval/{classifier}"
+    return [f"{folder}/{a}.{ext}" for a in attacks for ext in ("csv", "json")]
+
+
+def evaluation_params(attacks):
+    """The parameters of `attacks` as one JSON argument of `tradeoff attacks`."""
+    return J({a: attack_params(a) for a in attacks})
+
+
+def evaluation_shards(attacks):
+    """The input function of the shard records of the evaluation job that runs `attacks`."""
+    group = "+".join(attacks)
+
+    def shards(w):
+        folder = f"results/{w.dataset}/{w.threat}/eval/{w.classifier}/shards"
+        return [f"{folder}/{group}-{k}-of-{ATTACK_SHARDS}.csv" for k in range(ATTACK_SHARDS)]
+
+    return shards
+
+
+def evaluated_base_models():
+    """(threat, model) pairs of every base model (and zoo model) at every threat it is evaluated at."""
+    pairs = [(t, m) for m in BASE_MODELS for t in model_threats(m)]
+    return pairs + [(t, z) for z in ZOO_MODELS for t in THREATS]
+
+
+# Every base model (standard, pgd_at, trades, and those other stages add: gauss_aug-σ, variance, era) is
+# evaluated under the same attacks at each of its threats, so that the unified comparison puts them all on
+# the same axes.
+def attack_records():
+    return [eval_path(DATASET, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS]
+
+
+SANITY = config["attacks"]["sanity"]
+
+
+def evaluated_classifiers():
+    """(threat, classifier) of every classifier the `evaluate` rule attacks."""
+    mixed = [(t, c) for t in MIX_THREATS for c in [*MIX_IDS, "mixnet"]]
+    return [*evaluated_base_models(), *mixed]
+
+
+def worst_inputs(w):
+    """The records whose per-point worst case is the robust accuracy of `w.classifier` at `w.threat`, in the
+    order that names the attack that broke each point."""
+    if w.classifier in ERA_COMPOSITES:
+        return [eval_path(DATASET, w.threat, w.classifier, "adaptive")]
+    paths = [eval_path(DATASET, w.threat, w.classifier, a) for a in ATTACKS if a not in ("clean", SWEEP)]
+    if w.classifier == "mixnet":
+        paths.append(mix_adaptive_path(w.threat))
+    return paths
+
+
+def worst_records():
+    composites = [(t, c) for t in ERA_THREATS for c in ERA_COMPOSITES]
+    return [eval_path(DATASET, t, c, "worst") for t, c in [*evaluated_classifiers(), *composites]]
+
+
+def sweep_records():
+    """One ε-sweep per model: a threat-free model at every threat (the same weights, a wider sweep); a model
+    trained per threat at its largest budget only, since the summary's classifier id does not say which of its
+    per-threat models a sweep row comes from."""
+    largest = {}
+    for t, m in evaluated_base_models():
+        if is_shared(m) or THREATS[t]["eps"] >= THREATS[largest.get(m, t)]["eps"]:
+            largest[m] = t
+    pairs = [(t, m) for t, m in evaluated_base_models() if is_shared(m) or largest[m] == t]
+    return [eval_path(DATASET, t, m, SWEEP) for t, m in pairs]
+
+
+STAGE_RECORDS.extend([attack_records, worst_records, sweep_records])
+
+
+# clean against robust accuracy of the standard, PGD-AT and TRADES models at one threat
+FIGURES["base_tradeoff"] = dict(
+    cli="base-tradeoff",
+    out="results/figures/{threat}/base_tradeoff.png",
+    threats=list(THREATS),
+    inputs=lambda w: {"summary": "results/summary.csv"},
+    args=lambda w, input: J(
+        {
+            "summary_path": input.summary,
+            "dataset": DATASET,
+            "threat": THREATS[w.threat],
+            "classifiers": ["standard", "pgd_at", "trades"],
+        }
+    ),
+    caption="base_tradeoff.rst",
+    category="Base models",
+)
+
+# every method on the same clean/robust axes at one threat, with the comparison table
+FIGURES["unified"] = dict(
+    cli="unified",
+    out="results/figures/{threat}/unified_tradeoff.png",
+    threats=list(THREATS),
+    inputs=lambda w: {"summary": "results/summary.csv"},
+    args=lambda w, input, output: J(
+        {
+            "summary_path": input.summary,
+            "dataset": DATASET,
+            "threat": THREATS[w.threat],
+            "table_out": output.table,
+        }
+    ),
+    caption="unified_tradeoff.rst",
+    category="Comparison",
+    extra={
+        "table": figure_report("results/tables/{threat}/comparison.csv", "comparison_table.rst", "Comparison"),
+        "md": "results/tables/{threat}/comparison.md",
+    },
+)
+
+# Tsipras et al.'s picture on real data: clean and worst-case robust accuracy of every method against ε,
+# beside the closed forms on their synthetic distribution
+FIGURES["threats"] = dict(
+    cli="threats",
+    out="results/figures/threats.png",
+    inputs=lambda w: {
+        "summary": "results/summary.csv",
+        "closed_forms": "results/tsipras/theory/closed_forms.csv",
+    },
+    args=lambda w, input: J(
+        {
+            "summary_path": input.summary,
+            "dataset": DATASET,
+            "threats": list(THREATS.values()),
+            "closed_forms": input.closed_forms,
+        }
+    ),
+    caption="threats.rst",
+    category="Comparison",
+)
