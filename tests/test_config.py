@@ -77,6 +77,13 @@ def _merge(base, update):
     (lambda c: c.pop("seed"), "seed", "missing key"),
     (lambda c: c["train"].__setitem__("learning_rate", 0.1), "train", "learning_rate"),
     (lambda c: c["models"]["trades"].__setitem__("init", "nope"), "models.trades.init", "not a model"),
+    # sizes: splits against the dataset, point counts against the test split (before any job, not inside one)
+    (lambda c: c["data"]["digits"].__setitem__("n_test", 5000), "data.digits.n_test", "1,797 digits examples"),
+    (lambda c: c["data"]["digits"].__setitem__("n_calib", 1437), "data.digits.n_test", "must be smaller"),
+    (lambda c: c["data"]["mnist"].__setitem__("n_test", 20000), "data.mnist.n_test", "10,000 points"),
+    (lambda c: c["data"]["cifar10"].__setitem__("n_calib", 50000), "data.cifar10.n_calib", "leaves none"),
+    (lambda c: c["certify"].__setitem__("points", 100000), "certify.points", "test split has 360"),
+    (lambda c: c["probabilistic"].__setitem__("points", 361), "probabilistic.points", "test split has 360"),
 ])
 def test_each_mistake_gives_one_line_naming_the_key(default, schema, mutate, key, words):
     mutate(default)

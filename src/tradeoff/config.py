@@ -17,9 +17,19 @@ import yaml
 from .errors import TradeoffError
 
 CHECKS: list[Callable[[Mapping[str, Any]], None]] = []
-CHECK_MODULES: list[str] = ["tradeoff.certify.checks", "tradeoff.certify.prob_settings",
-                            "tradeoff.zoo_checks"]
-"""Modules whose import registers stage checks (imported by :func:`check_config`)."""
+PACKAGE = Path(__file__).resolve().parent
+
+
+def check_modules() -> list[str]:
+    """The modules of this package that define config checks (whose source applies ``@register_check``),
+    found by reading the sources rather than by importing them, so that a check is registered where it is
+    defined and validating a config imports only those modules."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name != "config.py" and "\n@register_check" in path.read_text(encoding="utf-8"):
+            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+            found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
 
 
 ConfigError = TradeoffError
@@ -63,7 +73,7 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
         raise ConfigError(_describe(errors[0]))
     import importlib
 
-    for module in CHECK_MODULES:
+    for module in check_modules():
         importlib.import_module(module)
     for check in CHECKS:
         check(config)
