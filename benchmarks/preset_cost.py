@@ -48,8 +48,9 @@ import yaml
 from tradeoff.attacks.autoattack import run_autoattack
 from tradeoff.attacks.pgd import Threat
 from tradeoff.certify.sampling import GaussianNoise, UniformLinfBall, count_classes
-from tradeoff.evaluate import evaluate_batch, predict
+from tradeoff.evaluate import evaluate_batch
 from tradeoff.models import build_model
+from tradeoff.predict import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

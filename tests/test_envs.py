@@ -26,7 +26,7 @@ ENV_FILES = {"torch": ENVS / "torch.yaml", "plots": ENVS / "plots.yaml"}
 DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pygments"}
 # Subcommands of the light rules (summary table and figures) that run in envs/plots.yaml.
 LIGHT_MODULES = ["tradeoff.commands.core", "tradeoff.commands.figures", "tradeoff.figures", "tradeoff.io",
-                 "tradeoff.records", "tradeoff.attacks.worst", "tradeoff.attacks.sanity", "tradeoff.mix_spec"]
+                 "tradeoff.records", "tradeoff.attacks.worst", "tradeoff.attacks.sanity", "tradeoff.mixing.spec"]
 RUNTIMES = ("conda", "mamba", "micromamba")
 NO_CONDA = ("no conda, mamba or micromamba on PATH, and none can be installed here: the conda channels are "
             "unreachable and PyPI/Debian ship no conda runtime")

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from tradeoff.cli import main
 from tradeoff.io import ArtifactError
-from tradeoff.mix_spec import resolve_temperatures
-from tradeoff.mixing import calibration_nll, fit_temperature, model_logits
+from tradeoff.mixing.calibration import calibration_nll, fit_temperature, model_logits
+from tradeoff.mixing.spec import resolve_temperatures
 
 torch.set_num_threads(1)
 

@@ -28,7 +28,7 @@ from tradeoff.certify.prob_records import RAW_COLUMNS, ProbSettings, certify_poi
 from tradeoff.certify.runner import SHARD_COLUMNS, certify_shard, mixed_records, rs_records, select_points
 from tradeoff.commands.common import threat_from
 from tradeoff.io import ResumableCSV
-from tradeoff.mixing import MixedClassifier, MixingNetwork, NetworkOptions
+from tradeoff.mixing.model import MixedClassifier, MixingNetwork, NetworkOptions
 from tradeoff.models import build_model
 from tradeoff.objectives import build_objective
 from tradeoff.shards import shard_items

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from tradeoff import data as data_mod
 from tradeoff.cli import main
 from tradeoff.io import read_records, save_torch, write_json, write_records
-from tradeoff.mixing import MixedClassifier, MixingNetwork, NetworkOptions, spec_digest
+from tradeoff.mixing.model import MixedClassifier, MixingNetwork, NetworkOptions
+from tradeoff.mixing.spec import spec_digest
 from tradeoff.models import build_model
 from tradeoff.resume import chunk_generator
 

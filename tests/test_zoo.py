@@ -23,7 +23,7 @@ from tradeoff.classifiers import load_classifier
 from tradeoff.commands.zoo import cmd_zoo_fetch
 from tradeoff.config import ConfigError
 from tradeoff.io import ArtifactError, read_json, sha256_file
-from tradeoff.mixing import MixedClassifier, MixingNetwork, NetworkOptions
+from tradeoff.mixing.model import MixedClassifier, MixingNetwork, NetworkOptions
 from tradeoff.models import build_model
 from tradeoff.zoo_checks import check_zoo
 

@@ -28,6 +28,7 @@ from .attacks.autoattack import run_autoattack
 from .attacks.pgd import Threat, attack_model
 from .attacks.suite import MarginSuite, margin_attack
 from .io import ResumableCSV
+from .predict import predict
 from .progress import Progress
 from .records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
     ATTACKS,
@@ -50,13 +51,6 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def predict(model: Model, x: torch.Tensor, batch_size: int = 500,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """argmax predictions of ``model`` on ``x`` in batches (CPU tensor of class indices)."""
-    out = [model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, x.shape[0], batch_size)]
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-
 def perturbation_size(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> torch.Tensor:
     d = (x_adv - x).flatten(1)
     return d.abs().max(1).values if norm == "Linf" else d.norm(dim=1)
@@ -231,9 +225,9 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
     """
     from . import data as data_mod
     from .classifiers import load_classifier, load_spec
+    from .fingerprint import fingerprint
     from .io import provenance
     from .records import batch_metas, write_evaluations
-    from .train import fingerprint
 
     splits = data_mod.load(data)
     threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)

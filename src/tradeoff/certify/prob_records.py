@@ -222,7 +222,7 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
     """
     from .. import data as data_mod
     from ..classifiers import load_classifier, load_spec
-    from ..train import fingerprint
+    from ..fingerprint import fingerprint
 
     settings = settings_from(section)
     tests = sorted(set(tests))
