@@ -5,7 +5,7 @@
 (a) Per-point costs. For every architecture of the presets (``model.arch`` and ``model.options``,
 built with :func:`tradeoff.models.build_model` untrained) the script times, on ``--points`` random inputs
 of the dataset's shape, the project's own code paths: the clean prediction and PGD
-(:func:`tradeoff.evaluate.evaluate_batch`), APGD-CE, APGD-T, FAB-T and Square
+(:func:`tradeoff.attacks.evaluate.evaluate_batch`), APGD-CE, APGD-T, FAB-T and Square
 (:func:`tradeoff.attacks.autoattack.run_autoattack`, one attack at a time), and the noisy forward passes of
 certification (Gaussian noise) and of probabilistic certification (uniform ℓ∞ noise)
 (:func:`tradeoff.certify.sampling.count_classes`). Each attack runs at two small iteration counts; its cost
@@ -46,9 +46,9 @@ import torch
 import yaml
 
 from tradeoff.attacks.autoattack import run_autoattack
+from tradeoff.attacks.evaluate import evaluate_batch
 from tradeoff.attacks.pgd import Threat
 from tradeoff.certify.sampling import GaussianNoise, UniformLinfBall, count_classes
-from tradeoff.evaluate import evaluate_batch
 from tradeoff.models import build_model
 from tradeoff.predict import predict
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradeoff.certify.prob_settings import ProbSettings
 from tradeoff.io import read_records, write_json, write_records
+from tradeoff.probabilistic.settings import ProbSettings
 from tradeoff.records import PROGRESS_COLUMNS, RECORD_COLUMNS, SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attacks.adaptive import CompositeSuite, mixnet_evaluation_attack
+from ..attacks.evaluate import perturbation_size
 from ..attacks.pgd import Threat, attack_model
 from ..classifiers import load_classifier, load_spec
 from ..data import Splits
 from ..data import load as load_splits
-from ..evaluate import perturbation_size
 from ..io import ArtifactError, provenance, read_records, write_records
 from ..point_records import ADAPTIVE_COLUMNS, finish_context
 from ..records import summary_row

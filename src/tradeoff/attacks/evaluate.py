@@ -24,13 +24,10 @@ from typing import Any
 
 import torch
 
-from .attacks.autoattack import run_autoattack
-from .attacks.pgd import Threat, attack_model
-from .attacks.suite import MarginSuite, margin_attack
-from .io import ResumableCSV
-from .predict import predict
-from .progress import Progress
-from .records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
+from ..io import ResumableCSV
+from ..predict import predict
+from ..progress import Progress
+from ..records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
     ATTACKS,
     LABEL_ATTACKS,
     PROGRESS_COLUMNS,
@@ -42,8 +39,11 @@ from .records import (  # noqa: F401  (re-exported: the evaluation's record help
     suite_results,
     summary_row,
 )
-from .seeding import derive_seed
-from .shards import check_shard, shard_chunks
+from ..seeding import derive_seed
+from ..shards import check_shard, shard_chunks
+from .autoattack import run_autoattack
+from .pgd import Threat, attack_model
+from .suite import MarginSuite, margin_attack
 
 log = logging.getLogger("tradeoff")
 DEFAULT_EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -223,11 +223,11 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
     :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
     a classifier with batches left (its progress is kept and later classifiers are not started), else True.
     """
-    from . import data as data_mod
-    from .classifiers import load_classifier, load_spec
-    from .fingerprint import fingerprint
-    from .io import provenance
-    from .records import batch_metas, write_evaluations
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..fingerprint import fingerprint
+    from ..io import provenance
+    from ..records import batch_metas, write_evaluations
 
     splits = data_mod.load(data)
     threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)
