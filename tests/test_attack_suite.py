@@ -75,9 +75,8 @@ def test_margin_suite_reaches_the_exact_worst_case_of_a_multiclass_linear_model(
 def test_margin_suite_matches_the_tsipras_closed_form(name):
     # Tsipras et al.'s reference linear classifiers on their distribution: the exact ℓ∞ worst case lowers
     # the margin by ε‖w‖₁ (tradeoff.theory.tsipras.exact_records); the suite must find exactly those flips
-    from tradeoff.theory.tsipras import exact_records, linear_model, reference_classifiers
-
     from tradeoff.data import make_tsipras
+    from tradeoff.theory.tsipras import exact_records, linear_model, reference_classifiers
 
     p, eta, d = 0.95, 0.3, 30
     data = make_tsipras(p, eta, d, 1, 1, 600, seed=1)

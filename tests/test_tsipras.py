@@ -13,16 +13,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from tradeoff.theory.tsipras import (
-    closed_form_rows,
-    empirical_bound_holds,
-    eps_grid,
-    exact_accuracy_curve,
-    exact_records,
-    linear_model,
-    linear_params,
-    reference_classifiers,
-)
 
 from tradeoff import data as data_mod
 from tradeoff.attacks.evaluate import run_attack
@@ -36,6 +26,16 @@ from tradeoff.theory.closed_forms import (
     robust_feature_accuracy,
     sample_tsipras,
     tradeoff_bound,
+)
+from tradeoff.theory.tsipras import (
+    closed_form_rows,
+    empirical_bound_holds,
+    eps_grid,
+    exact_accuracy_curve,
+    exact_records,
+    linear_model,
+    linear_params,
+    reference_classifiers,
 )
 from tradeoff.train import TrainConfig, train
 

@@ -90,7 +90,7 @@ def write_temperatures(data: str | Path, accurate: str | Path, robust: str | Pat
     """The ``mixing-temperatures`` stage: fit ``T_g`` and ``T_h`` of the base models ``accurate`` and ``robust``
     on the calibration split of ``data`` (:func:`calibrate_temperatures`), log each fit and write ``out``
     (JSON: the temperatures, the NLL before and after, the checksums of both models and of the data, which
-    :func:`~tradeoff.mix_spec.resolve_temperatures` checks). Returns the JSON written."""
+    :func:`~tradeoff.mixing.spec.resolve_temperatures` checks). Returns the JSON written."""
     splits = load_splits(data)
     g, h = load_classifier(accurate, device), load_classifier(robust, device)
     fits = calibrate_temperatures(g, h, splits.x("calib"), splits.y("calib"), batch_size, device)

@@ -227,7 +227,7 @@ def fit_mixnet_classifier(data: str | Path, accurate: str | Path, robust: str | 
                           progress: bool = True) -> dict[str, Any]:
     """The ``mixing-fit`` stage: :func:`fit_mixing_network` over the base models ``accurate`` and ``robust`` on
     the calibration split of ``data`` at ``threat`` (``{norm, eps}``), with the temperatures of
-    :func:`~tradeoff.mix_spec.resolve_temperatures`; writes the classifier JSON ``out`` (kind ``mixnet``,
+    :func:`~tradeoff.mixing.spec.resolve_temperatures`; writes the classifier JSON ``out`` (kind ``mixnet``,
     paths relative to it) and the network's weights next to it (``.pt``). Returns the JSON written."""
     temp_g, temp_h = resolve_temperatures(temperatures, temp_g, temp_h, accurate=accurate, robust=robust)
     splits = load_splits(data)
