@@ -54,7 +54,7 @@ from tradeoff.predict import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from preset_helpers import preset_config  # noqa: E402
+from preset_helpers import preset_config, preset_files  # noqa: E402
 from workflow_helpers import copy_workflow, parse_plan, snakemake  # noqa: E402
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "digits": (1, 8, 8)}
@@ -196,7 +196,7 @@ def plan_of(name: str) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Planned outputs per rule and the job-count table of a dry run of preset ``name``."""
     with tempfile.TemporaryDirectory() as tmp:
         work = copy_workflow(Path(tmp) / "wf")
-        proc = snakemake(work, "-n", "--configfile", f"presets/{name}.yaml")
+        proc = snakemake(work, "-n", "--configfile", *preset_files(work, name))
     text = proc.stdout + proc.stderr
     table = text[text.index("Job stats:"):].split("\n\n")[0]
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from preset_helpers import PRESETS, merge, preset_config
+from preset_helpers import PRESETS, merge, preset_config, preset_files
 from workflow_helpers import copy_workflow, parse_plan, snakemake
 
 from tradeoff.config import threat_id
@@ -32,7 +32,7 @@ def dry_runs(tmp_path_factory):
 
     def run(name: str) -> str:
         work = copy_workflow(tmp_path_factory.mktemp(f"wf-{name}"))
-        args = ["--configfile", f"presets/{name}.yaml"]
+        args = ["--configfile", *preset_files(work, name)]
         if name == "cifar100":
             (work / "zoo.yaml").write_text(yaml.safe_dump(ZOO_OVERLAY))
             args.append("zoo.yaml")

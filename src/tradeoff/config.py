@@ -67,6 +67,15 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
 
 
 @register_check
+def _preset_base_was_given(config: Mapping[str, Any]) -> None:
+    """A preset that builds on a layer (``base: cifar``) needs that layer's file before it."""
+    base = config.get("base")
+    if base is not None and config.get("layer") != base:
+        raise ConfigError(f"config error at base: this preset builds on presets/{base}.yaml, which was not given "
+                          f"before it (--configfile presets/{base}.yaml <preset>)")
+
+
+@register_check
 def _models_refer_to_known_models(config: Mapping[str, Any]) -> None:
     models = config.get("models", {})
     for name, entry in models.items():

@@ -330,7 +330,7 @@ def era_adaptive_attack(composite: Composite, x: torch.Tensor, target: torch.Ten
 def mixnet_attack(model: MixedModel, x: torch.Tensor, y: torch.Tensor, threat: Threat, *, w: float,
                     steps: int, step_rel: float, restarts: int, momentum: float = 0.0, loss: str = "ce",
                     schedule: str = "cosine", generator: torch.Generator | None = None) -> torch.Tensor:
-    """The stronger end-to-end attack of §2.4 on a mixing-network composite: PGD maximizing
+    """The stronger end-to-end attack of Bai et al. (2024) on a mixing-network composite: PGD maximizing
     ``(1−w)·L + w·BCE(γ, 1)`` (``L`` = CE, or the margin / DLR loss), restarts kept per sample until one
     misclassifies.
 

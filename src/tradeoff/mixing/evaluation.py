@@ -31,12 +31,13 @@ log = logging.getLogger("tradeoff")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Evaluation records of the mixing stage: the adaptive evaluation (§2.4) and the robust model's margins
+# Evaluation records of the mixing stage: the adaptive evaluation (Bai et al. 2024) and the robust model's margins
 # ----------------------------------------------------------------------------------------------------------
 
 
 def probability_margin(logits: torch.Tensor, temp: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(prediction, μ)``, ``μ = p_top − p_second`` of ``σ(temp·logits)`` (the margin of §1.2), in [0, 1]."""
+    """``(prediction, μ)``, ``μ = p_top − p_second`` of ``σ(temp·logits)`` (the margin of Bai et al. 2023), in
+    [0, 1]."""
     p = F.softmax(temp * logits, dim=1)
     top2 = p.topk(2, dim=1)
     return top2.indices[:, 0], top2.values[:, 0] - top2.values[:, 1]

@@ -29,7 +29,7 @@ log = logging.getLogger("tradeoff")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Losses and attacks on the composite (§2.2–2.4)
+# Losses and attacks on the composite (Bai et al. 2024, adaptive smoothing)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -42,7 +42,7 @@ def class_loss(out: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor:
 
 @dataclass
 class FitAttack:
-    """Randomized training adversary of §2.2 (scaled to small data): per-sample ε' = ε·U(eps_lo, eps_hi),
+    """Randomized training adversary of Bai et al. (2024) (scaled to small data): per-sample ε' = ε·U(eps_lo, eps_hi),
     w ~ U(0, w_max), momentum ~ U(0, momentum_max), step = step_factor·ε'/steps; per run
     steps = max(1, round(χ²(steps))). Per batch one untargeted run (CE) and ``targets`` targeted runs
     (targeted DLR towards the composite's 2nd, 3rd, … most likely classes, as AutoAttack's APGD-T), each
@@ -116,7 +116,8 @@ def fit_adversaries(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, th
 
 @dataclass
 class CompositeLoss:
-    """``ℓ = c_bce·BCE(γ, s) + c_ce·CE + c_prod·BCE·CE`` per sample (§2.3), averaged per group:
+    """``ℓ = c_bce·BCE(γ, s) + c_ce·CE + c_prod·BCE·CE`` per sample (the composite loss of Bai et al. 2024),
+    averaged per group:
 
     ``loss = ½·(scale_clean·mean_{s=0} ℓ + scale_adv·mean_{s=1} ℓ)``
 
@@ -174,7 +175,7 @@ def fit_objective(threat: Threat, attack: FitAttack, loss: CompositeLoss):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Fitting the mixing network on the calibration split (§2.2–2.3)
+# Fitting the mixing network on the calibration split (Bai et al. 2024, adaptive smoothing)
 # ----------------------------------------------------------------------------------------------------------
 
 

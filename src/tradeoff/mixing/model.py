@@ -75,7 +75,7 @@ class MixOutput(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The mixing network (adaptive smoothing, §2.1)
+# The mixing network (adaptive smoothing, Bai et al. 2024)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -112,9 +112,10 @@ def _as_map(f: torch.Tensor) -> torch.Tensor:
 class MixingNetwork(nn.Module):
     """``γ_raw`` from both base models' two feature maps, then BN, rescaling, sigmoid and α range.
 
-    The head is MixingNetV4 of §2.1 scaled down: ``z = Stage0(F1) + Conv1×1(F2)`` with ``F1``/``F2`` the
-    channel-concatenated first/second feature maps of ``g`` and ``h``, one more stride-2 stage, BN-ReLU,
-    global average pooling and a bias-free linear map to a scalar. Guarantees: in eval mode the returned
+    The head is MixingNetV4 of Bai et al. (2024, adaptive smoothing) scaled down:
+    ``z = Stage0(F1) + Conv1×1(F2)`` with ``F1``/``F2`` the channel-concatenated first/second feature maps of
+    ``g`` and ``h``, one more stride-2 stage, BN-ReLU, global average pooling and a bias-free linear map to a
+    scalar. Guarantees: in eval mode the returned
     ``α`` lies in ``[alpha_min, alpha_max]``; in train mode in ``[0, 1]``.
     """
 
@@ -157,7 +158,8 @@ class MixingNetwork(nn.Module):
 
 
 class MixedClassifier(nn.Module):
-    """``h_α`` of §1.1 (``mode="prob"``) or the logit mixture (``mode="logit"``) of frozen ``g`` and ``h``.
+    """``h_α`` of Bai et al. (2023, mixing classifiers) (``mode="prob"``) or the logit mixture
+    (``mode="logit"``) of frozen ``g`` and ``h``.
 
     ``alpha`` is a float in [0, 1] or a :class:`MixingNetwork`. ``forward`` returns the mixture only
     (log-probabilities in prob mode); :meth:`forward_all` also returns ``α`` and ``γ``. The base models stay
