@@ -102,6 +102,7 @@ def test_each_mistake_gives_one_line_naming_the_key(default, schema, mutate, key
     assert words in message
 
 
+@pytest.mark.slow
 def test_snakemake_stops_before_any_job(root, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("threats: [{norm: Linf, eps: -1}]\n")

@@ -340,11 +340,13 @@ def _adaptive(d: Path, out: str, *extra: str) -> None:
          json.dumps(ADAPTIVE), "--batch-size", "25", *extra, "--out", str(d / out))
 
 
+@pytest.mark.slow
 def test_fitted_spec_records_the_targeted_fitting_adversary(pipeline):
     spec = json.loads((pipeline / "mixnet.json").read_text())
     assert spec["config"]["attack"]["targets"] == 1  # the CLI passes mixing.fit.attack.targets to FitAttack
 
 
+@pytest.mark.slow
 def test_adaptive_evaluation_is_at_least_as_strong_as_autoattack(pipeline):
     _adaptive(pipeline, "adaptive.csv")
     frame, meta = read_records(pipeline / "adaptive.csv")
@@ -367,6 +369,7 @@ def test_adaptive_evaluation_is_at_least_as_strong_as_autoattack(pipeline):
     assert ((frame.alpha_adaptive >= lo) & (frame.alpha_adaptive <= hi)).all()
 
 
+@pytest.mark.slow
 def test_adaptive_evaluation_resumes_to_the_same_records(pipeline):
     _adaptive(pipeline, "full.csv")
     full = (pipeline / "full.csv").read_text()
@@ -381,6 +384,7 @@ def test_adaptive_evaluation_resumes_to_the_same_records(pipeline):
     assert not partial.exists() and not (pipeline / "resumed.csv.partial.foreign").exists()
 
 
+@pytest.mark.slow
 def test_autoattack_record_of_another_model_is_refused(pipeline, tmp_path):
     for name in ("data.pt", "data.json", "mixnet.json", "mixnet.pt", "standard.json", "standard.pt",
                  "pgd_at.json", "pgd_at.pt", "aa.csv", "aa.json"):
@@ -393,6 +397,7 @@ def test_autoattack_record_of_another_model_is_refused(pipeline, tmp_path):
                  "--threat", THREAT, "--params", json.dumps(ADAPTIVE), "--out", str(tmp_path / "x.csv")]) == 3
 
 
+@pytest.mark.slow
 def test_fixed_alpha_specs_load_and_reduce_to_the_base_models(pipeline):
     from tradeoff import data
     from tradeoff.classifiers import load_classifier
@@ -411,6 +416,7 @@ def test_fixed_alpha_specs_load_and_reduce_to_the_base_models(pipeline):
                 assert torch.equal(model(x).argmax(1), g(x).argmax(1))
 
 
+@pytest.mark.slow
 def test_margin_record_and_figures(pipeline):
     d = pipeline
     pgd = {"steps": 5, "step_rel": 0.25, "restarts": 1, "loss": "ce"}

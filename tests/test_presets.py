@@ -124,6 +124,7 @@ def stand_in_files(name: str, root, monkeypatch, classes: int, n: int = 8) -> No
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_code_paths_on_stand_in_tensors(root, tmp_path, monkeypatch, name):
     cfg = preset_config(root, name)

@@ -62,6 +62,7 @@ def _point_paths(plan: dict[str, list[str]], rule: str, shards: int) -> set[str]
     return merged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_plans_every_stage(root, dry_runs, name):
     cfg = preset_config(root, name)

@@ -206,6 +206,7 @@ def test_closed_form_rows_and_grid():
     assert empirical_bound_holds(p, eta, 0.6, clean=0.95, robust=0.953, n=10_000)
 
 
+@pytest.mark.slow
 def test_stage_end_to_end(tmp_path):
     """data → train (standard, pgd_at) → theory → figures, in process, on a tiny config:
     every record exists with the summary ids of the design and the figure files are written."""
