@@ -57,7 +57,7 @@ def test_pipeline_runs_through_slurm_with_a_gpu_rule(tmp_path, monkeypatch):
     assert env_report["slurm_job_id"] and env_report["gpus_requested"] == 1
     mine = [j for j in slurm_jobs() if j.get("WorkDir") == str(work)]
     rules = {j.get("Comment", "").split("_wildcards")[0] for j in mine if j.get("JobState") == "COMPLETED"}
-    assert {"rule_check_env", "rule_train_shared", "rule_evaluate"} <= rules, mine  # clean.csv with the attacks
+    assert {"rule_check_env", "rule_train_shared", "rule_attacks_shard"} <= rules, mine  # clean.csv: the attacks
     for job in mine:
         if job.get("JobState") == "COMPLETED":
             assert job.get("TresPerJob") == "gres:gpu:1", job  # the GPU was requested from SLURM
