@@ -70,7 +70,7 @@ def alternatives(names):
 
 # The seed dimension: every trained model and every evaluation runs once per entry of `seeds`, in the folder
 # results/<dataset><seed dir> where the {seed} wildcard is the seed's path segment (tradeoff.config.seed_dir:
-# "" for seed 0, "/seed-<s>" otherwise). What depends on the master seed only (the data splits) runs once.
+# empty for seed 0, a slash and seed-<s> otherwise). What depends on the master seed only (the data splits) runs once.
 SEEDS = [int(s) for s in config["seeds"]]
 SEED_DIRS = [seed_dir(s) for s in SEEDS]
 FIGURE_SEED = seed_dir(min(SEEDS))  # the seed whose records the figures draw (as tradeoff.figures reads summary.csv)

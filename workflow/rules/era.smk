@@ -56,7 +56,9 @@ rule era_robustness_shard:
     input:
         data=lambda w: data_path(w.dataset),
         classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, w.classifier),
-        combine=lambda w: [eval_path(w.dataset, w.seed, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]],
+        combine=lambda w: [
+            eval_path(w.dataset, w.seed, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]
+        ],
     output:
         records=point_shard_output(ERA_ROBUSTNESS_RECORDS),
         meta=point_shard_output(ERA_ROBUSTNESS_RECORDS, "json"),
