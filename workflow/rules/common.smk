@@ -70,7 +70,8 @@ def alternatives(names):
 
 # The seed dimension: every trained model and every evaluation runs once per entry of `seeds`, in the folder
 # results/<dataset><seed dir> where the {seed} wildcard is the seed's path segment (tradeoff.config.seed_dir:
-# empty for seed 0, a slash and seed-<s> otherwise). What depends on the master seed only (the data splits) runs once.
+# empty for seed 0, a slash and seed-<s> otherwise). What depends on the master seed only (the data splits) runs
+# once.
 SEEDS = [int(s) for s in config["seeds"]]
 SEED_DIRS = [seed_dir(s) for s in SEEDS]
 FIGURE_SEED = seed_dir(min(SEEDS))  # the seed whose records the figures draw (as tradeoff.figures reads summary.csv)
@@ -162,9 +163,9 @@ def point_shards(records):
 
 
 # Registries the stage files fill beside their rules: STAGE_RECORDS, the functions returning a stage's
-# per-sample records of one training seed (its path segment) whose sidecars carry summary rows (in include order); FIGURES, one entry per figure
-# (figures.smk makes a `figure_<name>` rule of each, running `tradeoff figures <cli>`). A figure entry has
-# out: the PNG (a PDF is written next to it; a `{threat}` in it makes one job per threat of `threats`);
+# per-sample records of one training seed (its path segment) whose sidecars carry summary rows (in include
+# order); FIGURES, one entry per figure (figures.smk makes a `figure_<name>` rule of each, running
+# `tradeoff figures <cli>`). A figure entry has out: the PNG (a PDF is written next to it; a `{threat}` in it makes one job per threat of `threats`);
 # inputs: a function of the wildcards returning the named inputs; args: the `params` function building the
 # figure's JSON arguments; caption and category: the PNG's entry in the report; extra: further outputs
 # (tables, a second figure); job: the name of the log and benchmark (default: the PNG's path under figures/).

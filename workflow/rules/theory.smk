@@ -72,5 +72,6 @@ rule theory_evaluate:
             "theory",
             "--seed {params.seed} --data {input.data} {params.models} "
             "--threat {params.threat:q} --pgd {params.pgd:q} --curve {params.curve:q} "
-            "--eval-dir results/tsipras{wildcards.seed}/eval --theory-dir results/tsipras{wildcards.seed}/theory 2> {log}",
+            "--eval-dir results/tsipras{wildcards.seed}/eval "
+            "--theory-dir results/tsipras{wildcards.seed}/theory 2> {log}",
         )
