@@ -12,8 +12,9 @@ TSIPRAS_ALL = [*TSIPRAS_MODELS, *TSIPRAS_REFERENCES]
 
 
 # Every path of the stage is per training seed `seed` (its path segment, or the "{seed}" wildcard): the linear
-# models are trained per seed. The closed forms do not depend on it; `tradeoff theory` writes them beside the
-# trained models' records (a few seconds), and the summary and the figure read those of one seed.
+# models are trained per seed, and the closed forms include those of their trained weights. The reference
+# classifiers' closed forms do not depend on the seed; `tradeoff theory` tabulates them beside the trained
+# models' (a few seconds), so each seed's summary rows carry them.
 def tsipras_record(seed, name, evaluation):
     return f"results/{TSIPRAS}{seed}/eval/{name}/{evaluation}.csv"
 
@@ -47,9 +48,7 @@ def tsipras_figure_args(w, input, output):
 
 
 def theory_records(seed):
-    """The seed's records; the closed forms (the same for every seed) from the first seed only."""
-    closed_forms = [tsipras_theory_path(seed, "closed_forms")] if seed == SEED_DIRS[0] else []
-    return [*tsipras_records(seed), *closed_forms]
+    return [*tsipras_records(seed), tsipras_theory_path(seed, "closed_forms")]
 
 
 STAGE_RECORDS.append(theory_records)
