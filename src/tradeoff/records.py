@@ -84,7 +84,8 @@ def evaluation_rows(dataset: str, classifier: str, evaluation: str, threat: Thre
 
 def summary_row(dataset: str, classifier: str, evaluation: str, threat: Threat | None, metric: str,
                 value: float, n: int) -> dict[str, Any]:
-    """One row of ``results/summary.csv``: dataset, classifier, evaluation, norm, eps, metric, value, n."""
+    """One row of ``results/summary.csv`` as a record's sidecar holds it: dataset, classifier, evaluation, norm, eps,
+    metric, value, n (the summary adds the training seed)."""
     return {
         "dataset": dataset, "classifier": classifier, "evaluation": evaluation,
         "norm": "" if threat is None else threat.norm, "eps": 0.0 if threat is None else float(threat.eps),
