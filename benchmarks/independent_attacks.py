@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 
 from tradeoff import data as data_mod
+from tradeoff.attacks.evaluate import run_attack
 from tradeoff.classifiers import load_classifier
-from tradeoff.evaluate import run_attack
 from tradeoff.io import read_records
 from tradeoff.threat import Threat
 

@@ -5,7 +5,7 @@
 (a) Per-point costs. For every architecture of the presets (``model.arch`` and ``model.options``,
 built with :func:`tradeoff.models.build_model` untrained) the script times, on ``--points`` random inputs
 of the dataset's shape, the project's own code paths: the clean prediction and PGD
-(:func:`tradeoff.evaluate.evaluate_batch`), APGD-CE, APGD-T, FAB-T and Square
+(:func:`tradeoff.attacks.evaluate.evaluate_batch`), APGD-CE, APGD-T, FAB-T and Square
 (:func:`tradeoff.attacks.autoattack.run_autoattack`, one attack at a time), and the noisy forward passes of
 certification (Gaussian noise) and of probabilistic certification (uniform ℓ∞ noise)
 (:func:`tradeoff.certify.sampling.count_classes`). Each attack runs at two small iteration counts; its cost
@@ -46,14 +46,15 @@ import torch
 import yaml
 
 from tradeoff.attacks.autoattack import run_autoattack
+from tradeoff.attacks.evaluate import evaluate_batch
 from tradeoff.attacks.pgd import Threat
 from tradeoff.certify.sampling import GaussianNoise, UniformLinfBall, count_classes
-from tradeoff.evaluate import evaluate_batch, predict
 from tradeoff.models import build_model
+from tradeoff.predict import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from preset_helpers import preset_config  # noqa: E402
+from preset_helpers import preset_config, preset_files  # noqa: E402
 from workflow_helpers import copy_workflow, parse_plan, snakemake  # noqa: E402
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "digits": (1, 8, 8)}
@@ -195,7 +196,7 @@ def plan_of(name: str) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Planned outputs per rule and the job-count table of a dry run of preset ``name``."""
     with tempfile.TemporaryDirectory() as tmp:
         work = copy_workflow(Path(tmp) / "wf")
-        proc = snakemake(work, "-n", "--configfile", f"presets/{name}.yaml")
+        proc = snakemake(work, "-n", "--configfile", *preset_files(work, name))
     text = proc.stdout + proc.stderr
     table = text[text.index("Job stats:"):].split("\n\n")[0]
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}

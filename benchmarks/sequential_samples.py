@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tradeoff.certify import Outcome, SequentialTest, fixed_test
-from tradeoff.certify.probabilistic import NaiveSequentialTest
+from tradeoff.probabilistic.sequential import NaiveSequentialTest, Outcome, SequentialTest, fixed_test
 
 
 def simulate(rule, p: float, inputs: int, rng: np.random.Generator) -> dict[str, float]:

@@ -70,7 +70,7 @@ def temperature_lines(results: Path, dataset: str, threat_id: str, accurate: str
     calibrate`, the `mixing-temperatures` command), with the calibration NLL before and after."""
     from tradeoff import data as data_mod
     from tradeoff.classifiers import load_classifier
-    from tradeoff.mixing import calibrate_temperatures
+    from tradeoff.mixing.calibration import calibrate_temperatures
 
     splits = data_mod.load(data)
     g = load_classifier(model_json(results, dataset, threat_id, accurate))

@@ -79,8 +79,8 @@ def run_candidate(name: str, data: Path, work: Path, points: int, seed: int) -> 
     import torch
 
     from tradeoff import data as data_mod
+    from tradeoff.attacks.evaluate import evaluate_batch
     from tradeoff.classifiers import load_classifier
-    from tradeoff.evaluate import evaluate_batch
     from tradeoff.threat import Threat
     from tradeoff.train import train_classifier
 

@@ -1,5 +1,5 @@
 """A one-point probabilistic certification driver for the tests: the library's samplers and tests wired
-together on one input, without the stage's records (:mod:`tradeoff.certify.prob_records` is the stage)."""
+together on one input, without the stage's records (:mod:`tradeoff.probabilistic.records` is the stage)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Literal
 
 import torch
 
-from tradeoff.certify.probabilistic import (
+from tradeoff.certify.sampling import ball_sampler, iter_predictions
+from tradeoff.probabilistic.sequential import (
     NaiveSequentialTest,
     Outcome,
     SequentialTest,
     fixed_test,
     run_sequential,
 )
-from tradeoff.certify.sampling import ball_sampler, iter_predictions
 
 
 def naive_sequential_test(

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from tradeoff.attacks.adaptive import CompositeSuite, composite_suite
+from tradeoff.attacks.evaluate import evaluation_rows, run_attack, summary_row
 from tradeoff.attacks.pgd import Threat
 from tradeoff.attacks.sanity import sanity_checks
 from tradeoff.attacks.suite import MarginSuite, margin_attack, other_classes
 from tradeoff.attacks.worst import RecordMismatch, worst_case
-from tradeoff.evaluate import evaluation_rows, run_attack, summary_row
 
 
 class Linear(nn.Module):
@@ -74,9 +74,9 @@ def test_margin_suite_reaches_the_exact_worst_case_of_a_multiclass_linear_model(
 @pytest.mark.parametrize("name", ["averaging", "bayes", "robust"])
 def test_margin_suite_matches_the_tsipras_closed_form(name):
     # Tsipras et al.'s reference linear classifiers on their distribution: the exact ℓ∞ worst case lowers
-    # the margin by ε‖w‖₁ (tradeoff.tsipras.exact_records); the suite must find exactly those flips
+    # the margin by ε‖w‖₁ (tradeoff.theory.tsipras.exact_records); the suite must find exactly those flips
     from tradeoff.data import make_tsipras
-    from tradeoff.tsipras import exact_records, linear_model, reference_classifiers
+    from tradeoff.theory.tsipras import exact_records, linear_model, reference_classifiers
 
     p, eta, d = 0.95, 0.3, 30
     data = make_tsipras(p, eta, d, 1, 1, 600, seed=1)

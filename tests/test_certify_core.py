@@ -13,8 +13,6 @@ from scipy import stats
 from tradeoff.certify import (
     ABSTAIN,
     GaussianNoise,
-    Outcome,
-    SequentialTest,
     Smooth,
     UniformL2Ball,
     UniformLinfBall,
@@ -24,16 +22,14 @@ from tradeoff.certify import (
     count_classes,
     cp_lower,
     cp_upper,
-    fixed_test,
     min_samples_for_radius,
     mixed_lipschitz_radius,
     mixed_prediction_agrees,
     mixed_rs_radius,
     point_generator,
     predict_from_counts,
-    run_sequential,
 )
-from tradeoff.certify.probabilistic import NaiveSequentialTest
+from tradeoff.probabilistic.sequential import NaiveSequentialTest, Outcome, SequentialTest, fixed_test, run_sequential
 
 torch.set_num_threads(1)
 

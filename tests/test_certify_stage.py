@@ -97,6 +97,7 @@ def test_select_points_and_shards_partition() -> None:
         shard_items(sel, 3, 3)
 
 
+@pytest.mark.slow
 def test_shards_resume_and_batch_size_give_identical_records(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 12), torch.nn.ReLU(),
@@ -131,6 +132,7 @@ def test_shards_resume_and_batch_size_give_identical_records(tmp_path: Path) -> 
 # --------------------------------------------------------------- statistics of the whole pipeline (torch)
 
 
+@pytest.mark.slow
 def test_pipeline_radius_exceeds_true_distance_at_most_alpha_and_tightens(tmp_path: Path) -> None:
     sigma, dist, alpha, trials = 0.5, 0.6, 0.05, 300
     model = linear_model(dist)
@@ -149,6 +151,7 @@ def test_pipeline_radius_exceeds_true_distance_at_most_alpha_and_tightens(tmp_pa
     assert gaps[100] > gaps[1500] > 0 and gaps[1500] < 0.15 * dist
 
 
+@pytest.mark.slow
 def test_mixed_records_sound_on_linear_model_and_equal_cohen_at_alpha_one(tmp_path: Path) -> None:
     # Worst-case standard model: all its probability on class 0. The mixed classifier then predicts 1
     # iff p_1 > 1/(2a), i.e. exactly on the l2 ball of radius dist - sigma Phi^{-1}(1/(2a)).
@@ -266,6 +269,7 @@ def test_config_check_rejects_hopeless_sample_sizes() -> None:
 # ---------------------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_cli_shard_resume_and_merge(tmp_path: Path) -> None:
     from tradeoff import data as data_mod
     from tradeoff.models import build_model

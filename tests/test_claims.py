@@ -26,7 +26,7 @@ FAST = ClaimOptions(resamples=500, simulations=4000)
 
 
 def attack(clean: np.ndarray, robust: np.ndarray, seed: int = 0) -> pd.DataFrame:
-    """Attack records (tradeoff.evaluate.RECORD_COLUMNS) with given clean / attacked correctness per point."""
+    """Attack records (tradeoff.attacks.evaluate.RECORD_COLUMNS) with given clean / attacked correctness per point."""
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 10, size=len(clean))
     wrong = (label + 1) % 10

@@ -68,6 +68,7 @@ def test_debug_prints_the_traceback_instead(tmp_path, capsys):
     assert "tradeoff: error:" not in err and f"{shard}: checksum differs" in err
 
 
+@pytest.mark.slow
 def test_a_bug_keeps_its_traceback_and_exit_status_1(tmp_path):
     # a plan item without "shards" is a malformed call by the workflow, not a user's fault: a KeyError propagates
     proc = subprocess.run([sys.executable, "-m", "tradeoff", "merge", "probabilistic", "--plan", "[{}]"],
@@ -76,6 +77,7 @@ def test_a_bug_keeps_its_traceback_and_exit_status_1(tmp_path):
     assert "tradeoff: error:" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_exit_status_3_from_a_real_process_and_in_the_help(tmp_path):
     shard = _truncated_shard(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "tradeoff", *_merge_args(shard, tmp_path)], capture_output=True,

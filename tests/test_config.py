@@ -1,11 +1,11 @@
 """Config validation: the default is valid; each kind of mistake stops with one line naming the key."""
 
-import copy
 import subprocess
 import sys
 
 import pytest
 import yaml
+from preset_helpers import preset_config
 
 from tradeoff.config import ConfigError, check_config
 
@@ -23,9 +23,14 @@ def schema(root):
 def test_default_and_presets_are_valid(root, default, schema):
     check_config(default, schema)
     for preset in sorted((root / "presets").glob("*.yaml")):
-        merged = copy.deepcopy(default)
-        _merge(merged, yaml.safe_load(preset.read_text()))
-        check_config(merged, schema)
+        if "layer" not in yaml.safe_load(preset.read_text()):  # a layer is checked under the presets built on it
+            check_config(preset_config(root, preset.stem), schema)  # each with the layers it builds on
+
+
+def test_a_preset_given_without_its_base_layer_is_refused(root, default, schema):
+    _merge(default, yaml.safe_load((root / "presets" / "cifar10.yaml").read_text()))
+    with pytest.raises(ConfigError, match=r"^config error at base: .*presets/cifar\.yaml"):
+        check_config(default, schema)
 
 
 def _merge(base, update):
@@ -84,6 +89,8 @@ def _merge(base, update):
     (lambda c: c["data"]["cifar10"].__setitem__("n_calib", 50000), "data.cifar10.n_calib", "leaves none"),
     (lambda c: c["certify"].__setitem__("points", 100000), "certify.points", "test split has 360"),
     (lambda c: c["probabilistic"].__setitem__("points", 361), "probabilistic.points", "test split has 360"),
+    # a preset layer given without the layer it builds on
+    (lambda c: c.__setitem__("base", "cifar"), "base", "presets/cifar.yaml"),
 ])
 def test_each_mistake_gives_one_line_naming_the_key(default, schema, mutate, key, words):
     mutate(default)
@@ -95,6 +102,7 @@ def test_each_mistake_gives_one_line_naming_the_key(default, schema, mutate, key
     assert words in message
 
 
+@pytest.mark.slow
 def test_snakemake_stops_before_any_job(root, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("threats: [{norm: Linf, eps: -1}]\n")

@@ -25,6 +25,7 @@ def smoke_run(tmp_path_factory):
     return work
 
 
+@pytest.mark.slow
 def test_summary_has_the_contract_ids(smoke_run):
     summary = pd.read_csv(smoke_run / "results" / "summary.csv")
     # the ids other tools read, then the training seed (one seed: 0)
@@ -49,6 +50,7 @@ def test_summary_has_the_contract_ids(smoke_run):
         assert acc["worst"] <= min(acc["pgd"], acc["margin"], acc["autoattack"]), (c, eps)
 
 
+@pytest.mark.slow
 def test_figures_and_provenance(smoke_run):
     for threat in ("linf-0.1", "linf-0.3"):
         assert (smoke_run / "results" / "figures" / threat / "base_tradeoff.png").stat().st_size > 1000
@@ -61,6 +63,7 @@ def test_figures_and_provenance(smoke_run):
     assert meta["versions"]["torch"] and meta["n_rows"] > 0
 
 
+@pytest.mark.slow
 def test_nothing_reruns_when_nothing_changed(smoke_run):
     assert planned_outputs(smoke_run, *SMOKE) == {}
 
@@ -70,6 +73,7 @@ def _override(work: Path, name: str, text: str) -> list[str]:
     return [*SMOKE, name]
 
 
+@pytest.mark.slow
 def test_changing_a_training_hyperparameter_reruns_that_model_and_its_dependants(smoke_run):
     plan = planned_outputs(smoke_run, *_override(smoke_run, "o1.yaml", (
         "models:\n  pgd_at:\n    objective: pgd_at\n    params: {steps: 3, step_rel: 0.5}\n")))
@@ -91,6 +95,7 @@ def _only(outputs: list[str], allowed: tuple[str, ...]) -> list[str]:
     return [o for o in outputs if not o.startswith(common) and not any(a in o for a in allowed)]
 
 
+@pytest.mark.slow
 def test_changing_the_alpha_list_reruns_only_mixing(smoke_run):
     plan = planned_outputs(smoke_run, *_override(smoke_run, "o2.yaml", "mixing:\n  alphas: [0.6]\n"))
     outputs = _outputs(plan)
@@ -98,6 +103,7 @@ def test_changing_the_alpha_list_reruns_only_mixing(smoke_run):
     assert _only(outputs, ("mix-prob-0.6", "mix-logit-0.6", "mixing")) == []
 
 
+@pytest.mark.slow
 def test_changing_sigma_reruns_only_certification(smoke_run):
     plan = planned_outputs(smoke_run, *_override(smoke_run, "o3.yaml", "certify:\n  sigmas: [0.5]\n"))
     outputs = _outputs(plan)
@@ -108,6 +114,7 @@ def test_changing_sigma_reruns_only_certification(smoke_run):
 THREATS = "threats:\n  - {norm: Linf, eps: 0.1}\n  - {norm: Linf, eps: 0.3}\n"
 
 
+@pytest.mark.slow
 def test_adding_a_threat_plans_only_its_jobs_and_removing_it_reruns_nothing(smoke_run, tmp_path):
     work = copy_workflow(tmp_path / "w")
     shutil.copytree(smoke_run / "results", work / "results")
@@ -124,6 +131,7 @@ def test_adding_a_threat_plans_only_its_jobs_and_removing_it_reruns_nothing(smok
     assert _only(_outputs(planned_outputs(work, *SMOKE)), ()) == []
 
 
+@pytest.mark.slow
 def test_adding_a_seed_plans_only_its_jobs(smoke_run):
     outputs = _outputs(planned_outputs(smoke_run, *_override(smoke_run, "s1.yaml", "seeds: [0, 1]\n")))
     assert "results/digits/seed-1/models/standard.pt" in outputs
@@ -134,6 +142,7 @@ def test_adding_a_seed_plans_only_its_jobs(smoke_run):
     assert _only(outputs, ("/seed-1/",)) == []
 
 
+@pytest.mark.slow
 def test_changing_one_stages_threats_touches_only_that_stage(smoke_run):
     plan = planned_outputs(smoke_run, *_override(smoke_run, "t4.yaml", "mixing: {threats: null}\n"))
     outputs = _outputs(plan)
@@ -142,6 +151,7 @@ def test_changing_one_stages_threats_touches_only_that_stage(smoke_run):
                              "/linf-0.1/eval/pgd_at/confidence")) == []
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     # The run is interrupted after epoch 3 of 6 by the train command's own stop flag (the state a kill right after
     # that epoch's checkpoint leaves: a checkpoint, no model), then rerun without it.
@@ -187,6 +197,7 @@ os.execv(real, [real, *sys.argv[1:]])
     return directory
 
 
+@pytest.mark.slow
 def test_killed_certification_shard_resumes_under_snakemake(tmp_path):
     # Snakemake (its whole process group) is killed with SIGKILL while a certification shard runs, exactly after the
     # shard's second point: a `tradeoff` shim on PATH runs the shard with its stop flag and then kills the group.
@@ -214,6 +225,7 @@ def test_killed_certification_shard_resumes_under_snakemake(tmp_path):
     assert len(fresh) == 8 and first.drop(columns="seconds").equals(fresh.drop(columns="seconds"))
 
 
+@pytest.mark.slow
 def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):
     work = copy_workflow(tmp_path / "w")
     shutil.copytree(smoke_run / "results", work / "results")
@@ -226,6 +238,7 @@ def test_corrupt_record_is_reported_by_name(smoke_run, tmp_path):
     assert "clean.csv" in proc.stderr and "checksum" in proc.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_summary(smoke_run, tmp_path):
     second = copy_workflow(tmp_path / "again")
     snakemake(second, *SMOKE)

@@ -26,7 +26,7 @@ ENV_FILES = {"torch": ENVS / "torch.yaml", "plots": ENVS / "plots.yaml"}
 DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pygments"}
 # Subcommands of the light rules (summary table and figures) that run in envs/plots.yaml.
 LIGHT_MODULES = ["tradeoff.commands.core", "tradeoff.commands.figures", "tradeoff.figures", "tradeoff.io",
-                 "tradeoff.records", "tradeoff.attacks.worst", "tradeoff.attacks.sanity", "tradeoff.mix_spec"]
+                 "tradeoff.records", "tradeoff.attacks.worst", "tradeoff.attacks.sanity", "tradeoff.mixing.spec"]
 RUNTIMES = ("conda", "mamba", "micromamba")
 NO_CONDA = ("no conda, mamba or micromamba on PATH, and none can be installed here: the conda channels are "
             "unreachable and PyPI/Debian ship no conda runtime")
@@ -271,6 +271,7 @@ def containerize(tmp_path: Path):
     return snakemake(work, "--containerize", "--configfile", "presets/smoke.yaml", timeout=300, check=False)
 
 
+@pytest.mark.slow
 def test_containerize_label_matches_the_recipes(tmp_path):
     """The image label Snakemake derives from the environments the rules name (a hash over their contents, written
     before it needs conda) is the label of both recipes: the rules use exactly the environments baked in."""
@@ -282,6 +283,7 @@ def test_containerize_label_matches_the_recipes(tmp_path):
         assert labels == [m.group(1)], f"envs/{recipe}: label {labels}, Snakemake {m.group(1)}"
 
 
+@pytest.mark.slow
 def test_containerize_matches_snakemake(tmp_path):
     """Snakemake's own --containerize, from the rules' conda: directives, names the same environment prefixes."""
     proc = containerize(tmp_path)
@@ -292,6 +294,7 @@ def test_containerize_matches_snakemake(tmp_path):
     assert prefixes == {snakemake_env_hash(p) for p in ENV_FILES.values()}
 
 
+@pytest.mark.slow
 def test_envs_build_with_conda(tmp_path):
     """Create both environments with a conda runtime (needs conda-forge and PyPI)."""
     runtime = next((shutil.which(r) for r in RUNTIMES if shutil.which(r)), None)

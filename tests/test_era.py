@@ -369,6 +369,7 @@ def test_era_composite_kind_loads_and_decides(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_commands_end_to_end_and_resume(tmp_path):
     from tradeoff import data as data_mod
     from tradeoff.cli import main

@@ -59,6 +59,7 @@ def unsharded(model) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_each_evaluation_is_the_same_as_when_it_runs_alone(model, unsharded):
     # per-batch seeds: PGD and the margin attack give the same records whether other attacks share the job
     alone = model / "alone"
@@ -69,6 +70,7 @@ def test_each_evaluation_is_the_same_as_when_it_runs_alone(model, unsharded):
         assert a.equals(b), attack
 
 
+@pytest.mark.slow
 def test_autoattack_runs_on_survivors_and_is_never_above_the_earlier_attacks(model, unsharded):
     clean, _ = _records(unsharded, "clean")
     pgd, _ = _records(unsharded, "pgd")
@@ -93,6 +95,7 @@ def test_autoattack_runs_on_survivors_and_is_never_above_the_earlier_attacks(mod
     assert rows["accuracy"] == pytest.approx(aa.correct.mean())
 
 
+@pytest.mark.slow
 def test_three_shards_merge_into_the_unsharded_records(model, unsharded):
     sharded = model / "three"
     for attacks in (ATTACKS, ["eps-sweep"]):
@@ -111,6 +114,7 @@ def test_three_shards_merge_into_the_unsharded_records(model, unsharded):
             assert meta_a.get(key) == meta_b.get(key), (attack, key)
 
 
+@pytest.mark.slow
 def test_merge_refuses_an_incomplete_or_foreign_set_of_shards(model, unsharded):
     sharded = model / "three"  # made by the test above when run in order; make it if run alone
     group = "+".join(ATTACKS)
@@ -123,6 +127,7 @@ def test_merge_refuses_an_incomplete_or_foreign_set_of_shards(model, unsharded):
     assert not (model / "bad" / "autoattack.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_stopped_job_resumes_to_the_same_records(model, unsharded):
     out = model / "resumed"
     _evaluate(model, out, ATTACKS, "--stop-after", "2")
@@ -140,6 +145,7 @@ def test_a_stopped_job_resumes_to_the_same_records(model, unsharded):
         assert a.equals(b), attack
 
 
+@pytest.mark.slow
 def test_progress_of_other_parameters_is_set_aside_not_merged(model, unsharded, capsys):
     out = model / "changed"
     _evaluate(model, out, ATTACKS, "--stop-after", "1")
@@ -163,6 +169,7 @@ def test_progress_of_other_parameters_is_set_aside_not_merged(model, unsharded, 
         assert a.equals(b), attack
 
 
+@pytest.mark.slow
 def test_robustness_of_correct_points_is_decided_by_the_label_attacks(model, unsharded):
     # a correctly classified point's prediction is its label: "robust" is the event the evaluation's suite
     # tests, so with --combine-decides-correct only the misclassified points are attacked again

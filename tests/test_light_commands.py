@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from tradeoff.certify.prob_settings import ProbSettings
 from tradeoff.io import read_records, write_json, write_records
+from tradeoff.probabilistic.settings import ProbSettings
 from tradeoff.records import PROGRESS_COLUMNS, RECORD_COLUMNS, SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +159,7 @@ def _drawn(png: Path) -> bool:
     return png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 
+@pytest.mark.slow
 def test_figure_claims_and_readme_modules_import_neither_torch_nor_scipy_stats(tmp_path):
     """Every figure module, the claims and readme modules, and the certificate and Tsipras figures drawn from
     records: no torch, and no scipy.stats either (its import costs about as much as drawing a figure)."""
@@ -173,6 +175,7 @@ def test_figure_claims_and_readme_modules_import_neither_torch_nor_scipy_stats(t
     assert all(_drawn(d / f"{name}.png") for name in ("rs", "mixed", "tsipras", "weights"))
 
 
+@pytest.mark.slow
 def test_probabilistic_figures_claims_and_readme_run_without_torch(tmp_path):
     """The κ sweep and the samples histogram replay every decision from the records' counts without torch;
     the claims (here every one without its records) and the README's results section need none either."""

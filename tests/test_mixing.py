@@ -10,24 +10,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tradeoff import mixing
-from tradeoff.attacks.adaptive import mixnet_attack
+from tradeoff.attacks.adaptive import adaptive_objective, mixnet_attack
 from tradeoff.attacks.pgd import Threat, dlr_targeted_loss, pgd
 from tradeoff.cli import main
 from tradeoff.io import read_records
-from tradeoff.mixing import (
+from tradeoff.mixing import fitting
+from tradeoff.mixing.fitting import (
     CompositeLoss,
     FitAttack,
-    MixedClassifier,
-    MixingNetwork,
-    MixOutput,
-    NetworkOptions,
     attack_targets,
     fit_adversaries,
     fit_objective,
-    mix_outputs,
     randomized_adversary,
 )
+from tradeoff.mixing.model import MixedClassifier, MixingNetwork, MixOutput, NetworkOptions, mix_outputs
 from tradeoff.models import SmallCNN
 
 torch.set_num_threads(1)
@@ -127,8 +123,8 @@ def test_bce_term_of_the_adaptive_objective_drives_alpha_down():
     with torch.no_grad():
         a_clean = model.forward_all(X).alpha
     # the objective alone (no success test, so no point is frozen where it first misclassifies)
-    adv_bce = pgd(mixing.adaptive_objective(model, y, 1.0), X, threat, steps=10, step_size=0.03, generator=gen())
-    adv_ce = pgd(mixing.adaptive_objective(model, y, 0.0), X, threat, steps=10, step_size=0.03, generator=gen())
+    adv_bce = pgd(adaptive_objective(model, y, 1.0), X, threat, steps=10, step_size=0.03, generator=gen())
+    adv_ce = pgd(adaptive_objective(model, y, 0.0), X, threat, steps=10, step_size=0.03, generator=gen())
     with torch.no_grad():
         a_bce, a_ce = model.forward_all(adv_bce).alpha, model.forward_all(adv_ce).alpha
     assert (adv_bce - X).abs().max() <= 0.3 + 1e-6
@@ -188,7 +184,7 @@ def test_targeted_runs_never_target_the_label_and_stay_in_their_own_budgets(monk
     y[::3] = (y[::3] + 1) % 10  # some points misclassified
     threat = Threat(norm, eps)
     runs, targets = [], []
-    real_pgd, real_objective = mixing.pgd, mixing.adaptive_objective
+    real_pgd, real_objective = fitting.pgd, fitting.adaptive_objective
 
     def recording_pgd(objective, x0, thr, **kw):
         out = real_pgd(objective, x0, thr, **kw)
@@ -200,8 +196,8 @@ def test_targeted_runs_never_target_the_label_and_stay_in_their_own_budgets(monk
             targets.append(target.clone())
         return real_objective(m, yy, w, loss, target)
 
-    monkeypatch.setattr(mixing, "pgd", recording_pgd)
-    monkeypatch.setattr(mixing, "adaptive_objective", recording_objective)
+    monkeypatch.setattr(fitting, "pgd", recording_pgd)
+    monkeypatch.setattr(fitting, "adaptive_objective", recording_objective)
     cfg = FitAttack(steps=3, targets=3)
     torch.manual_seed(0)
     groups = fit_adversaries(model, x, y, threat, cfg)
@@ -344,11 +340,13 @@ def _adaptive(d: Path, out: str, *extra: str) -> None:
          json.dumps(ADAPTIVE), "--batch-size", "25", *extra, "--out", str(d / out))
 
 
+@pytest.mark.slow
 def test_fitted_spec_records_the_targeted_fitting_adversary(pipeline):
     spec = json.loads((pipeline / "mixnet.json").read_text())
     assert spec["config"]["attack"]["targets"] == 1  # the CLI passes mixing.fit.attack.targets to FitAttack
 
 
+@pytest.mark.slow
 def test_adaptive_evaluation_is_at_least_as_strong_as_autoattack(pipeline):
     _adaptive(pipeline, "adaptive.csv")
     frame, meta = read_records(pipeline / "adaptive.csv")
@@ -371,6 +369,7 @@ def test_adaptive_evaluation_is_at_least_as_strong_as_autoattack(pipeline):
     assert ((frame.alpha_adaptive >= lo) & (frame.alpha_adaptive <= hi)).all()
 
 
+@pytest.mark.slow
 def test_adaptive_evaluation_resumes_to_the_same_records(pipeline):
     _adaptive(pipeline, "full.csv")
     full = (pipeline / "full.csv").read_text()
@@ -385,6 +384,7 @@ def test_adaptive_evaluation_resumes_to_the_same_records(pipeline):
     assert not partial.exists() and not (pipeline / "resumed.csv.partial.foreign").exists()
 
 
+@pytest.mark.slow
 def test_autoattack_record_of_another_model_is_refused(pipeline, tmp_path):
     for name in ("data.pt", "data.json", "mixnet.json", "mixnet.pt", "standard.json", "standard.pt",
                  "pgd_at.json", "pgd_at.pt", "aa.csv", "aa.json"):
@@ -397,6 +397,7 @@ def test_autoattack_record_of_another_model_is_refused(pipeline, tmp_path):
                  "--threat", THREAT, "--params", json.dumps(ADAPTIVE), "--out", str(tmp_path / "x.csv")]) == 3
 
 
+@pytest.mark.slow
 def test_fixed_alpha_specs_load_and_reduce_to_the_base_models(pipeline):
     from tradeoff import data
     from tradeoff.classifiers import load_classifier
@@ -415,6 +416,7 @@ def test_fixed_alpha_specs_load_and_reduce_to_the_base_models(pipeline):
                 assert torch.equal(model(x).argmax(1), g(x).argmax(1))
 
 
+@pytest.mark.slow
 def test_margin_record_and_figures(pipeline):
     d = pipeline
     pgd = {"steps": 5, "step_rel": 0.25, "restarts": 1, "loss": "ce"}

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from tradeoff.cli import main
 from tradeoff.io import ArtifactError
-from tradeoff.mix_spec import resolve_temperatures
-from tradeoff.mixing import calibration_nll, fit_temperature, model_logits
+from tradeoff.mixing.calibration import calibration_nll, fit_temperature, model_logits
+from tradeoff.mixing.spec import resolve_temperatures
 
 torch.set_num_threads(1)
 
@@ -95,6 +95,7 @@ def run_dir(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_command_fits_each_base_model_on_the_calibration_split(run_dir):
     from tradeoff import data
     from tradeoff.classifiers import load_classifier
@@ -117,6 +118,7 @@ def test_command_fits_each_base_model_on_the_calibration_split(run_dir):
     assert "git_commit" in out and "versions" in out
 
 
+@pytest.mark.slow
 def test_mix_spec_takes_the_fitted_temperatures_and_refuses_other_models(run_dir):
     d = run_dir
     temps = json.loads((d / "temperatures.json").read_text())
@@ -133,6 +135,7 @@ def test_mix_spec_takes_the_fitted_temperatures_and_refuses_other_models(run_dir
     assert not (d / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_temperatures_are_read_only_for_the_models_they_were_fitted_for(run_dir):
     d = run_dir
     temps = json.loads((d / "temperatures.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from workflow_helpers import copy_workflow, parse_plan, snakemake
 
 OUTER = """\
@@ -22,6 +23,7 @@ use rule * from tradeoff as tradeoff_*
 """
 
 
+@pytest.mark.slow
 def test_smoke_preset_dry_runs_through_a_module(tmp_path: Path):
     wf = copy_workflow(tmp_path / "tradeoff")
     outer = tmp_path / "outer"  # apart from the module, so no path resolves against its folder by accident

@@ -51,6 +51,7 @@ def test_the_shards_partition_the_chunk_grid():
         assert all(c // batch % SHARDS == k for k, part in enumerate(chunks) for c in part)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_merged_shards_equal_one_unsharded_job(stage, request, tmp_path):
     argv = _argv(request, stage)
@@ -71,6 +72,7 @@ def test_merged_shards_equal_one_unsharded_job(stage, request, tmp_path):
                                                                      if k not in VOLATILE}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_a_stopped_shard_resumes_to_the_same_shard_records(stage, request, tmp_path):
     argv = _argv(request, stage)
@@ -87,6 +89,7 @@ def test_a_stopped_shard_resumes_to_the_same_shard_records(stage, request, tmp_p
             == {k: v for k, v in read_json(whole.with_suffix(".json")).items() if k not in strip})
 
 
+@pytest.mark.slow
 def test_the_merge_refuses_a_missing_or_foreign_shard(gauss3, tmp_path, capsys):  # noqa: F811
     argv = _robustness(gauss3, ROBUSTNESS)
     out = tmp_path / "robustness.csv"
@@ -124,12 +127,14 @@ def _shard_of(argv: list[str], out: Path, k: int, n: int) -> Path:
     return shard_path(out, k, n)
 
 
+@pytest.mark.slow
 def test_a_shard_number_outside_the_shards_is_refused(gauss3, tmp_path, capsys):  # noqa: F811
     argv = _robustness(gauss3, ROBUSTNESS)
     assert main([*argv, "--shard", "3", "--shards", "3", "--out", str(tmp_path / "r.csv")]) == EXIT_USER_ERROR
     assert "--shard 3 --shards 3" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_merge_does_not_import_torch(gauss3, tmp_path):  # noqa: F811
     argv = _robustness(gauss3, ROBUSTNESS)
     out = tmp_path / "robustness.csv"
@@ -143,6 +148,7 @@ def test_the_merge_does_not_import_torch(gauss3, tmp_path):  # noqa: F811
     assert read_records(out)[1]["n_rows"] == 30
 
 
+@pytest.mark.slow
 def test_shards_without_chunks_merge_too(gauss3, tmp_path):  # noqa: F811
     """More shards than chunks (30 points in 5 chunks of 7, 7 shards): two shards hold no point."""
     argv = _robustness(gauss3, ROBUSTNESS)
@@ -154,6 +160,7 @@ def test_shards_without_chunks_merge_too(gauss3, tmp_path):  # noqa: F811
     assert out.read_text() == (tmp_path / "one.csv").read_text()
 
 
+@pytest.mark.slow
 def test_one_shard_and_its_merge_equal_the_whole_job(gauss3, tmp_path):  # noqa: F811
     """The workflow's shape with attacks.shards = 1: one shard job (``--shards 1``) and the merge."""
     argv = _robustness(gauss3, ROBUSTNESS)

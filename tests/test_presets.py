@@ -24,13 +24,13 @@ from preset_helpers import PRESETS, preset_config
 
 from tradeoff import data
 from tradeoff.attacks.autoattack import run_autoattack
-from tradeoff.certify.prob_records import RAW_COLUMNS, ProbSettings, certify_points, check_settings
 from tradeoff.certify.runner import SHARD_COLUMNS, certify_shard, mixed_records, rs_records, select_points
 from tradeoff.commands.common import threat_from
 from tradeoff.io import ResumableCSV
-from tradeoff.mixing import MixedClassifier, MixingNetwork, NetworkOptions
+from tradeoff.mixing.model import MixedClassifier, MixingNetwork, NetworkOptions
 from tradeoff.models import build_model
 from tradeoff.objectives import build_objective
+from tradeoff.probabilistic.records import RAW_COLUMNS, ProbSettings, certify_points, check_settings
 from tradeoff.shards import shard_items
 from tradeoff.train import TrainConfig, lr_factor, train
 
@@ -124,6 +124,7 @@ def stand_in_files(name: str, root, monkeypatch, classes: int, n: int = 8) -> No
     monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_code_paths_on_stand_in_tensors(root, tmp_path, monkeypatch, name):
     cfg = preset_config(root, name)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
-from preset_helpers import PRESETS, merge, preset_config
+from preset_helpers import PRESETS, merge, preset_config, preset_files
 from workflow_helpers import copy_workflow, parse_plan, snakemake
 
 from tradeoff.config import threat_id
@@ -32,7 +32,7 @@ def dry_runs(tmp_path_factory):
 
     def run(name: str) -> str:
         work = copy_workflow(tmp_path_factory.mktemp(f"wf-{name}"))
-        args = ["--configfile", f"presets/{name}.yaml"]
+        args = ["--configfile", *preset_files(work, name)]
         if name == "cifar100":
             (work / "zoo.yaml").write_text(yaml.safe_dump(ZOO_OVERLAY))
             args.append("zoo.yaml")
@@ -62,6 +62,7 @@ def _point_paths(plan: dict[str, list[str]], rule: str, shards: int) -> set[str]
     return merged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_plans_every_stage(root, dry_runs, name):
     cfg = preset_config(root, name)

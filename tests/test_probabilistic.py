@@ -17,15 +17,14 @@ from scipy import stats
 
 from tradeoff.attacks.pgd import Threat
 from tradeoff.certify import (
-    Outcome,
-    SequentialTest,
     UniformL2Ball,
     UniformLinfBall,
-    fixed_test,
     point_generator,
-    run_sequential,
 )
-from tradeoff.certify.prob_records import (
+from tradeoff.io import ResumableCSV, read_records, write_records
+from tradeoff.objectives import build_objective
+from tradeoff.objectives.variance import mean_std_loss, vicinity_samples
+from tradeoff.probabilistic.records import (
     RAW_COLUMNS,
     ProbSettings,
     certify_points,
@@ -38,10 +37,15 @@ from tradeoff.certify.prob_records import (
     metrics,
     summary_rows,
 )
-from tradeoff.certify.probabilistic import NaiveSequentialTest, replay_sequential, run_sequential_many
-from tradeoff.io import ResumableCSV, read_records, write_records
-from tradeoff.objectives import build_objective
-from tradeoff.objectives.variance import mean_std_loss, vicinity_samples
+from tradeoff.probabilistic.sequential import (
+    NaiveSequentialTest,
+    Outcome,
+    SequentialTest,
+    fixed_test,
+    replay_sequential,
+    run_sequential,
+    run_sequential_many,
+)
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,7 +304,7 @@ def test_metrics_and_summary_rows() -> None:
 
 
 def test_merge_command_joins_shards(tmp_path: Path) -> None:
-    from tradeoff.commands.probabilistic import cmd_merge
+    from tradeoff.commands.merge import merge_probabilistic
 
     settings = {"eps": 0.3, "norm": "Linf", "kappa": 0.01, "kappa_sweep": [0.01, 0.1], "alpha": 0.01,
                 "n_max": 1000, "growth": 2.0, "clamp": True, "batch_size": 100}
@@ -316,7 +320,7 @@ def test_merge_command_joins_shards(tmp_path: Path) -> None:
                   {"norm": "Linf", "eps": 0.3, "classifier_sha256": "abc"})
     item = {"shards": [str(tmp_path / "s1.csv"), str(tmp_path / "s0.csv")], "pgd": str(tmp_path / "pgd.csv"),
             "out": {"fixed": str(tmp_path / "f.csv"), "sequential": str(tmp_path / "q.csv")}}
-    cmd_merge(argparse.Namespace(plan=[item]))
+    merge_probabilistic(argparse.Namespace(plan=[item]))
     for name, samples in (("f.csv", 1000), ("q.csv", SequentialTest(0.01, 0.01, 1000).looks[0])):
         frame, meta = read_records(tmp_path / name)
         assert frame["index"].tolist() == [0, 1, 2, 3] and (frame["samples"] == samples).all()
@@ -324,7 +328,7 @@ def test_merge_command_joins_shards(tmp_path: Path) -> None:
         assert rows["certified_accuracy"]["value"] == 1.0 and rows["defense_success_rate"]["n"] == 4
     item["shards"] = item["shards"][:1]  # a missing shard is an error, not a silent partial result
     with pytest.raises(Exception, match="cover"):
-        cmd_merge(argparse.Namespace(plan=[item]))
+        merge_probabilistic(argparse.Namespace(plan=[item]))
 
 
 @pytest.mark.parametrize("path, value, where", [

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from tradeoff import data as data_mod
 from tradeoff.cli import main
 from tradeoff.io import read_records, save_torch, write_json, write_records
-from tradeoff.mixing import MixedClassifier, MixingNetwork, NetworkOptions, spec_digest
+from tradeoff.mixing.model import MixedClassifier, MixingNetwork, NetworkOptions
+from tradeoff.mixing.spec import spec_digest
 from tradeoff.models import build_model
 from tradeoff.resume import chunk_generator
 
@@ -152,20 +153,24 @@ def _check_resume_guard(tmp_path: Path, capsys: pytest.CaptureFixture, argv: lis
     assert fresh != full  # the changed parameter does change the records (else the check above is vacuous)
 
 
+@pytest.mark.slow
 def test_robustness_resumes_only_its_own_progress(gauss3, tmp_path, capsys):
     _check_resume_guard(tmp_path, capsys, _robustness(gauss3, ROBUSTNESS),
                         _robustness(gauss3, {**ROBUSTNESS, "steps": 2, "restarts": 1}), stop=10, total=30)
 
 
+@pytest.mark.slow
 def test_era_composite_resumes_only_its_own_progress(gauss3, tmp_path, capsys):
     _check_resume_guard(tmp_path, capsys, _composite(gauss3, 0), _composite(gauss3, 5), stop=11, total=30)
 
 
+@pytest.mark.slow
 def test_adaptive_eval_resumes_only_its_own_progress(mixnet, tmp_path, capsys):
     _check_resume_guard(tmp_path, capsys, _adaptive(mixnet, [0.5, 0.2]), _adaptive(mixnet, [0.9]), stop=17,
                         total=40)
 
 
+@pytest.mark.slow
 def test_records_do_not_depend_on_where_a_job_was_stopped(gauss3, tmp_path):
     """Stopped after every possible number of rows of the second chunk, each resumed job writes the same
     records: a chunk's draws depend on its first index only."""
@@ -186,6 +191,7 @@ def test_chunk_generator_is_a_function_of_seed_and_start(bits: int):
     assert not torch.equal(draw(0, 7), draw(1, 7))
 
 
+@pytest.mark.slow
 def test_summary_rows_of_a_resumed_job_equal_an_uninterrupted_one(gauss3, tmp_path):
     argv = _composite(gauss3, 0)
     _records(argv, tmp_path / "full.csv")

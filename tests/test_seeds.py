@@ -121,6 +121,7 @@ def _outputs(plan):
 ONCE = re.compile(r"results/(env/|[^/]+/data\.|summary|sanity|claims|figures/|tables/)")
 
 
+@pytest.mark.slow
 def test_five_seeds_run_every_seed_dependent_job_five_times_and_the_rest_once(plans, root):
     seeds = yaml.safe_load((root / "presets" / "seeds5.yaml").read_text())["seeds"]
     default, five = _outputs(plans["default"]), _outputs(plans["seeds5"])

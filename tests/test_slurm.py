@@ -44,6 +44,7 @@ def slurm_jobs() -> list[dict[str, str]]:
     return jobs
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(slurm_available() and not node_has_gpu(), reason="the SLURM node advertises no GPU")
 def test_pipeline_runs_through_slurm_with_a_gpu_rule(tmp_path, monkeypatch):
     work = copy_workflow(tmp_path / "cluster")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from tradeoff.theory import (
+from tradeoff.theory.closed_forms import (
     averaging_accuracy,
     averaging_weights,
     bayes_accuracy,

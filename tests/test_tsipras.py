@@ -1,4 +1,4 @@
-"""Trained linear models on Tsipras et al.'s distribution vs the closed forms of :mod:`tradeoff.theory`.
+"""Trained linear models on Tsipras et al.'s distribution vs the closed forms of :mod:`tradeoff.theory.closed_forms`.
 
 The closed forms themselves are checked against Monte Carlo in test_theory.py; here: the bridge between
 torch models and (w, b), the exact worst-case records, the PGD core reaching the closed-form worst case,
@@ -15,20 +15,19 @@ import pytest
 import torch
 
 from tradeoff import data as data_mod
+from tradeoff.attacks.evaluate import run_attack
 from tradeoff.attacks.pgd import Threat
-from tradeoff.evaluate import run_attack
 from tradeoff.io import read_records
 from tradeoff.models import build_model
 from tradeoff.objectives import build_objective
-from tradeoff.theory import (
+from tradeoff.theory.closed_forms import (
     empirical_linear_accuracy,
     linear_accuracy,
     robust_feature_accuracy,
     sample_tsipras,
     tradeoff_bound,
 )
-from tradeoff.train import TrainConfig, train
-from tradeoff.tsipras import (
+from tradeoff.theory.tsipras import (
     closed_form_rows,
     empirical_bound_holds,
     eps_grid,
@@ -38,6 +37,7 @@ from tradeoff.tsipras import (
     linear_params,
     reference_classifiers,
 )
+from tradeoff.train import TrainConfig, train
 
 torch.set_num_threads(1)
 # PGD parameters of the default config (theory.pgd) and of adversarial training (theory.pgd_at).
@@ -206,6 +206,7 @@ def test_closed_form_rows_and_grid():
     assert empirical_bound_holds(p, eta, 0.6, clean=0.95, robust=0.953, n=10_000)
 
 
+@pytest.mark.slow
 def test_stage_end_to_end(tmp_path):
     """data → train (standard, pgd_at) → theory → figures, in process, on a tiny config:
     every record exists with the summary ids of the design and the figure files are written."""

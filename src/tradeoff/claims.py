@@ -12,7 +12,7 @@ not depend on a threat.  The keys each claim reads (``<t>`` = every threat id pr
 key                                           columns used (record kind)
 ============================================  ==========================================================
 (c, ``worst`` | ``adaptive`` | ``autoattack``  ``label``, ``clean_prediction``, ``correct`` (attack
-| ``pgd``, <t>) for ``standard``, the robust   records, :data:`tradeoff.evaluate.RECORD_COLUMNS`; the first
+| ``pgd``, <t>) for ``standard``, the robust   records, :data:`tradeoff.attacks.evaluate.RECORD_COLUMNS`; the first
 base models, ``mix-prob-<a>``,                 evaluation present in :attr:`ClaimOptions.robust_evaluations`
 ``mix-logit-<a>``, ``mixnet``                  is used, its clean columns give the clean accuracy)
 (``tsipras-<name>``, ``exact``, <t>)          ``clean_correct``, ``correct`` (exact worst case, linear models)
@@ -1021,7 +1021,7 @@ def _simulated_rate(rule: Any, p: float, runs: int, rng: np.random.Generator, ch
 
 
 def claim_prob_naive_test(recs: Records, summary: pd.DataFrame | None, opts: ClaimOptions) -> list[dict]:
-    from .certify.probabilistic import NaiveSequentialTest, SequentialTest
+    from .probabilistic.sequential import NaiveSequentialTest, SequentialTest
 
     claim = ("The paper's sequential test (an exact test at level α after every sample) certifies falsely far more "
              "often than α; the group-sequential test with α-spending does not")

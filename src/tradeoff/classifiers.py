@@ -71,11 +71,10 @@ def load_spec(spec_path: str | Path) -> dict[str, Any]:
 
 
 def _import_kind_modules() -> None:
-    """Import the modules that register composite kinds (kept lazy so loading a base model stays light)."""
+    """Import the modules that register classifier kinds (kept lazy so loading a base model stays light)."""
     import importlib
 
-    for name in KIND_MODULES:
+    from .registry import modules_applying
+
+    for name in modules_applying("register_kind"):
         importlib.import_module(name)
-
-
-KIND_MODULES: list[str] = ["tradeoff.mixing", "tradeoff.abstain", "tradeoff.zoo"]

@@ -17,21 +17,6 @@ import yaml
 from .errors import TradeoffError
 
 CHECKS: list[Callable[[Mapping[str, Any]], None]] = []
-PACKAGE = Path(__file__).resolve().parent
-
-
-def check_modules() -> list[str]:
-    """The modules of this package that define config checks (whose source applies ``@register_check``),
-    found by reading the sources rather than by importing them, so that a check is registered where it is
-    defined and validating a config imports only those modules."""
-    found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name != "config.py" and "\n@register_check" in path.read_text(encoding="utf-8"):
-            parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-            found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return found
-
-
 ConfigError = TradeoffError
 """The configuration is invalid; the message is one line naming the key (the one user-facing error type,
 :class:`tradeoff.errors.TradeoffError`, under the name the config checks raise)."""
@@ -73,10 +58,21 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
         raise ConfigError(_describe(errors[0]))
     import importlib
 
-    for module in check_modules():
+    from .registry import modules_applying
+
+    for module in modules_applying("register_check"):  # every module that defines a check
         importlib.import_module(module)
     for check in CHECKS:
         check(config)
+
+
+@register_check
+def _preset_base_was_given(config: Mapping[str, Any]) -> None:
+    """A preset that builds on a layer (``base: cifar``) needs that layer's file before it."""
+    base = config.get("base")
+    if base is not None and config.get("layer") != base:
+        raise ConfigError(f"config error at base: this preset builds on presets/{base}.yaml, which was not given "
+                          f"before it (--configfile presets/{base}.yaml <preset>)")
 
 
 @register_check

@@ -42,7 +42,8 @@ def check_split_sizes(config: Mapping[str, Any]) -> None:
             total = sizes["examples"]
             if n_calib + int(n_test or 0) >= total:
                 raise ConfigError(f"config error at data.{name}.n_test: n_calib ({n_calib}) + n_test ({n_test}) "
-                                  f"must be smaller than the {total:,} {name} examples (the rest is the training split)")
+                                  f"must be smaller than the {total:,} {name} examples (the rest is the training "
+                                  "split)")
             continue
         if n_test is not None and int(n_test) > sizes["test"]:
             raise ConfigError(f"config error at data.{name}.n_test: {n_test} is more than the {sizes['test']:,} "

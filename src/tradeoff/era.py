@@ -31,10 +31,10 @@ from .abstain import (
     robustness_test,
 )
 from .attacks.adaptive import AdaptiveAttack, era_adaptive_attack
+from .attacks.evaluate import perturbation_size
 from .attacks.pgd import Threat
 from .data import Splits
 from .errors import TradeoffError
-from .evaluate import perturbation_size, predict
 from .io import read_records, write_records
 from .point_records import (
     COMPOSITE_COLUMNS,
@@ -43,6 +43,7 @@ from .point_records import (
     finish_context,
     robustness_summary,
 )
+from .predict import predict
 from .resume import PointJob, StageOutput, chunk_generator, stage_output
 
 __all__ = ["COMPOSITE_COLUMNS", "ROBUSTNESS_COLUMNS", "composite_evaluation", "composite_summary",

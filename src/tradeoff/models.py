@@ -151,7 +151,7 @@ class ResNet18(Classifier):
         return n.fc(torch.flatten(n.avgpool(h), 1)), [f1, f2]
 
 
-class _WideBlock(nn.Module):
+class WideBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -181,7 +181,7 @@ class WideResNet(Classifier):
         self.conv1 = nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)
 
         def stage(cin: int, cout: int, stride: int) -> nn.Sequential:
-            return nn.Sequential(*[_WideBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1)
+            return nn.Sequential(*[WideBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1)
                                    for i in range(n)])
 
         self.block1 = stage(widths[0], widths[1], 1)

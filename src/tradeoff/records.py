@@ -23,7 +23,7 @@ log = logging.getLogger("tradeoff")
 RECORD_COLUMNS = ["index", "label", "clean_prediction", "prediction", "correct", "perturbation"]
 SWEEP_COLUMNS = ["eps", *RECORD_COLUMNS]
 ATTACKS = ("clean", "pgd", "margin", "autoattack", "eps-sweep")
-"""The evaluations of :func:`tradeoff.evaluate.evaluate_batch`."""
+"""The evaluations of :func:`tradeoff.attacks.evaluate.evaluate_batch`."""
 LABEL_ATTACKS = ("pgd", "margin", "autoattack")
 """The attacks at the threat's ε whose breaks an evaluation run after them in the same job builds on."""
 PROGRESS_COLUMNS = ["batch", "attack", *SWEEP_COLUMNS, "meta"]

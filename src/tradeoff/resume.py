@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
+from .fingerprint import fingerprint
 from .io import ResumableCSV, provenance
 from .point_records import finish
 from .seeding import seed_word
 from .shards import check_shard, shard_chunks, shard_indices, shard_path
-from .train import fingerprint
 
 __all__ = ["PointJob", "StageOutput", "chunk_generator", "stage_output"]
 

@@ -9,7 +9,6 @@ produces (on the CPU).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -23,7 +22,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .augment import augmenter
+from .fingerprint import fingerprint
 from .io import ArtifactError, load_torch, save_torch
+from .predict import predict
 from .progress import Progress
 from .seeding import seed_word
 
@@ -92,11 +93,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def augment_seed(seed: int, epoch: int) -> int:
     """Seed of epoch ``epoch``'s augmentation generator: a stream apart from :func:`epoch_seed`'s."""
     return seed_word(seed, epoch, 1, bits=32)
-
-
-def fingerprint(obj: Any) -> str:
-    """Stable hash of a JSON-able description (config of a run), used to refuse a foreign checkpoint."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def train(
@@ -220,7 +216,6 @@ def train_classifier(data: str | Path, out: str | Path, *, name: str, arch: str,
     """
     from . import data as data_mod
     from .classifiers import load_classifier, weights_path
-    from .evaluate import predict
     from .io import provenance, read_json, write_json
     from .models import build_model
     from .objectives import build_objective

@@ -20,19 +20,59 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
-from .pgd import Threat, attack_model, pgd
+from .pgd import LOSSES, Threat, attack_model, dlr_targeted_loss, pgd
 from .suite import MarginSuite, margin_attack, other_classes
 
 if TYPE_CHECKING:
     from ..abstain import Composite
-    from ..mixing import MixedClassifier
 
 Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+class MixOutputs(Protocol):
+    """What the attacks read of a mixed classifier's full forward pass: the mixture's output and the mixing
+    network's pre-sigmoid γ (α = σ(γ))."""
+
+    out: torch.Tensor
+    gamma: torch.Tensor
+
+
+class MixedModel(Protocol):
+    """A mixed classifier as the attacks see it (:class:`tradeoff.mixing.model.MixedClassifier`): callable on
+    inputs, with its accurate and robust base models ``g`` and ``h``, its mixing network ``net`` (None for a
+    fixed α) and :meth:`forward_all`."""
+
+    g: Model
+    h: Model
+    net: Any
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def forward_all(self, x: torch.Tensor) -> MixOutputs: ...
+
+
+def adaptive_objective(model: MixedModel, y: torch.Tensor, w: float | torch.Tensor, loss: str = "ce",
+                       target: torch.Tensor | None = None):
+    """``z ↦ (1−w)·L(h_α(z), y) + w·BCE(γ(z), 1)`` per sample, ``L`` a loss of :data:`LOSSES` (CE by default),
+    or with ``target`` (a class per sample) APGD-T's targeted DLR loss
+    (:func:`~tradeoff.attacks.pgd.dlr_targeted_loss`), which pushes the mixture towards that class. Raising
+    ``BCE(γ, 1) = softplus(−γ)`` lowers α, i.e. pushes the mixing network towards trusting the accurate,
+    non-robust model."""
+    if model.net is None:
+        raise ValueError("the adaptive objective needs a mixing network")
+    fn = LOSSES[loss]  # CE of log-probabilities equals their NLL, so "ce" serves both mixing modes
+
+    def objective(z: torch.Tensor) -> torch.Tensor:
+        res = model.forward_all(z)
+        term = fn(res.out, y) if target is None else dlr_targeted_loss(res.out, y, target)
+        return (1 - w) * term + w * F.softplus(-res.gamma)
+
+    return objective
 
 
 @dataclass(frozen=True)
@@ -287,10 +327,10 @@ def era_adaptive_attack(composite: Composite, x: torch.Tensor, target: torch.Ten
 # ----------------------------------------------------------------------------------------------------------
 
 
-def mixnet_attack(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat, *, w: float,
+def mixnet_attack(model: MixedModel, x: torch.Tensor, y: torch.Tensor, threat: Threat, *, w: float,
                     steps: int, step_rel: float, restarts: int, momentum: float = 0.0, loss: str = "ce",
                     schedule: str = "cosine", generator: torch.Generator | None = None) -> torch.Tensor:
-    """The stronger end-to-end attack of §2.4 on a mixing-network composite: PGD maximizing
+    """The stronger end-to-end attack of Bai et al. (2024) on a mixing-network composite: PGD maximizing
     ``(1−w)·L + w·BCE(γ, 1)`` (``L`` = CE, or the margin / DLR loss), restarts kept per sample until one
     misclassifies.
 
@@ -301,13 +341,11 @@ def mixnet_attack(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, thre
     def success(z: torch.Tensor) -> torch.Tensor:
         return model(z).argmax(1) != y
 
-    from ..mixing import adaptive_objective
-
     return pgd(adaptive_objective(model, y, w, loss), x, threat, steps=steps, step_size=step_rel * threat.eps,
                restarts=restarts, momentum=momentum, schedule=schedule, success=success, generator=generator)
 
 
-def mixnet_worst_case(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat,
+def mixnet_worst_case(model: MixedModel, x: torch.Tensor, y: torch.Tensor, threat: Threat,
                         ws: Sequence[float], **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Run :func:`mixnet_attack` once per weight ``w`` in ``ws``; per sample keep the first misclassified
     result, else the result for ``ws[0]``.
@@ -345,7 +383,7 @@ class MixnetOutcome:
     standing_before_transfer: torch.Tensor
 
 
-def mixnet_evaluation_attack(model: MixedClassifier, x: torch.Tensor, y: torch.Tensor, threat: Threat,
+def mixnet_evaluation_attack(model: MixedModel, x: torch.Tensor, y: torch.Tensor, threat: Threat,
                              params: Mapping[str, Any], suite: CompositeSuite, alive: torch.Tensor, *,
                              generator: torch.Generator | None = None) -> MixnetOutcome:
     """The mixing network's adaptive evaluation attack (Bai et al., Sec. 2.4): :func:`mixnet_worst_case` over

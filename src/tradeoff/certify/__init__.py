@@ -1,5 +1,6 @@
-"""Certification: Monte-Carlo sampling core, binomial bounds, randomized smoothing (Cohen et al.),
-mixed-classifier certificates and probabilistic (eps, kappa) robustness tests."""
+"""Certification: Monte-Carlo sampling core, binomial bounds, randomized smoothing (Cohen et al. 2019) and
+mixed-classifier certificates (Bai et al. 2023). The probabilistic (eps, kappa) tests built on the same sampling
+core are :mod:`tradeoff.probabilistic`."""
 
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ _WHERE = {
     "ABSTAIN": "cohen",
     "CertifyResult": "cohen",
     "GaussianNoise": "sampling",
-    "GroupSequentialRule": "probabilistic",
     "MixedCertificate": "mixed",
     "NoiseSampler": "sampling",
-    "Outcome": "probabilistic",
-    "SequentialTest": "probabilistic",
     "Smooth": "cohen",
     "UniformL2Ball": "sampling",
     "UniformLinfBall": "sampling",
@@ -27,7 +25,6 @@ _WHERE = {
     "count_classes": "sampling",
     "cp_lower": "bounds",
     "cp_upper": "bounds",
-    "fixed_test": "probabilistic",
     "iter_predictions": "sampling",
     "min_samples_for_radius": "bounds",
     "mixed_lipschitz_radius": "mixed",
@@ -35,7 +32,6 @@ _WHERE = {
     "mixed_rs_radius": "mixed",
     "point_generator": "sampling",
     "predict_from_counts": "cohen",
-    "run_sequential": "probabilistic",
 }
 
 __all__ = sorted(_WHERE)

@@ -205,7 +205,7 @@ def rs_summary_rows(dataset: str, classifier: str, records: Sequence[Mapping[str
                     radii: Sequence[float]) -> list[dict[str, Any]]:
     """``certify-rs`` rows: certified_accuracy at each radius (norm L2, eps = radius), abstain_rate and
     mean_samples (eps 0)."""
-    from ..evaluate import summary_row
+    from ..records import summary_row
 
     pred = np.array([r["prediction"] for r in records])
     label = np.array([r["label"] for r in records])
@@ -226,7 +226,7 @@ def mixed_summary_rows(dataset: str, smoothed: str, records: Sequence[Mapping[st
     ``certify-mixed-lipschitz-sharp`` (the sharp constant, see :mod:`.mixed`) certified_accuracy at each
     radius (norm L2), plus ``certify-mixed-rs`` clean_accuracy (the implemented mixed classifier's clean
     prediction, a point estimate) and abstain_rate at eps 0; classifier id :func:`mixed_id`."""
-    from ..evaluate import summary_row
+    from ..records import summary_row
 
     rows: list[dict[str, Any]] = []
     for a in sorted({float(r["alpha"]) for r in records}):
@@ -282,8 +282,8 @@ def run_shard(data: str | Path, classifier: str | Path, *, sigma: float, params:
     """
     from .. import data as data_mod
     from ..classifiers import load_classifier, load_spec
+    from ..fingerprint import fingerprint
     from ..io import provenance
-    from ..train import fingerprint
 
     splits = data_mod.load(data)
     x, y = splits.x("test"), splits.y("test")

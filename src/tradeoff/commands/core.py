@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ..evaluate import evaluation_job
+    from ..attacks.evaluate import evaluation_job
 
     if not len(args.classifier) == len(args.name) == len(args.out_dir):
         raise TradeoffError("evaluate: --classifier, --name and --out-dir need one value per classifier each")

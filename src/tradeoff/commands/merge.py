@@ -85,7 +85,7 @@ def merge_certify(args: argparse.Namespace) -> None:
 
 
 def merge_probabilistic(args: argparse.Namespace) -> None:
-    from ..certify.prob_records import run_prob_merge
+    from ..probabilistic.records import run_prob_merge
 
     for item in args.plan:
         run_prob_merge(list(item["shards"]), item.get("pgd"), dict(item["out"]))

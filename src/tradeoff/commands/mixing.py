@@ -7,7 +7,7 @@ import argparse
 import logging
 
 from ..errors import TradeoffError
-from ..mix_spec import MODES
+from ..mixing.spec import MODES
 from .common import add_runtime_args, add_shard_args, check_shard_args, json_arg, runtime, threat_from
 
 log = logging.getLogger("tradeoff")
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_mix_spec(args: argparse.Namespace) -> None:
-    from ..mix_spec import write_mix_specs
+    from ..mixing.spec import write_mix_specs
 
     if not len(args.alpha) == len(args.name) == len(args.out):
         raise TradeoffError("mixing-spec: --alpha, --name and --out need one value per mixture each")
@@ -94,7 +94,7 @@ def cmd_mix_spec(args: argparse.Namespace) -> None:
 
 
 def cmd_fit_mixnet(args: argparse.Namespace) -> None:
-    from ..mixing import fit_mixnet_classifier
+    from ..mixing.fitting import fit_mixnet_classifier
 
     fit_mixnet_classifier(args.data, args.accurate, args.robust, args.out, threat=args.threat, fit=args.fit,
                           network=args.network, name=args.name, checkpoint=args.checkpoint, seed=args.seed,
@@ -105,7 +105,8 @@ def cmd_fit_mixnet(args: argparse.Namespace) -> None:
 def cmd_adaptive(args: argparse.Namespace) -> None:
     from .. import data as data_mod
     from ..classifiers import load_classifier, load_spec
-    from ..mixing import MixedClassifier, adaptive_evaluation
+    from ..mixing.evaluation import adaptive_evaluation
+    from ..mixing.model import MixedClassifier
 
     check_shard_args(args)
     device = runtime(args)
@@ -124,7 +125,7 @@ def cmd_adaptive(args: argparse.Namespace) -> None:
 
 
 def cmd_margins(args: argparse.Namespace) -> None:
-    from ..mixing import write_margins
+    from ..mixing.evaluation import write_margins
 
     write_margins(args.data, args.classifier, args.out, name=args.name, threat=args.threat, params=args.params,
                   seed=args.seed, batch_size=args.batch_size, device=runtime(args), temp=args.temp,
@@ -132,7 +133,7 @@ def cmd_margins(args: argparse.Namespace) -> None:
 
 
 def cmd_mix_temperatures(args: argparse.Namespace) -> None:
-    from ..mixing import write_temperatures
+    from ..mixing.calibration import write_temperatures
 
     write_temperatures(args.data, args.accurate, args.robust, args.out, batch_size=args.batch_size, seed=args.seed,
                        device=runtime(args))

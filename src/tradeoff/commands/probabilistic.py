@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..certify.prob_records import TESTS, run_prob_shard
+from ..probabilistic.records import TESTS, run_prob_shard
 from .common import add_runtime_args, json_arg, runtime
 
 

@@ -41,7 +41,7 @@ def _model_arg(text: str) -> tuple[str, str]:
 
 
 def cmd_theory_evaluate(args: argparse.Namespace) -> None:
-    from ..tsipras import run_theory
+    from ..theory.tsipras import run_theory
 
     run_theory(args.data, dict(args.model), threat=args.threat, pgd=args.pgd, curve=args.curve, seed=args.seed,
                eval_dir=args.eval_dir, theory_dir=args.theory_dir, batch_size=args.batch_size, device=runtime(args))

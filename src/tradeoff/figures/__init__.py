@@ -11,16 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 FIGURES: dict[str, Callable[..., Any]] = {}
-MODULES = [
-    "tradeoff.figures.base",
-    "tradeoff.figures.unified",
-    "tradeoff.figures.certify",
-    "tradeoff.figures.era",
-    "tradeoff.figures.mixing",
-    "tradeoff.figures.probabilistic",
-    "tradeoff.figures.tsipras",
-    "tradeoff.figures.threats",
-]
 
 
 def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -32,6 +22,9 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def load_all() -> dict[str, Callable[..., Any]]:
-    for module in MODULES:
+    """Every figure: imports each module of this package that registers one (found in the sources)."""
+    from ..registry import modules_applying
+
+    for module in modules_applying("register(", under="figures"):
         importlib.import_module(module)
     return FIGURES

@@ -50,7 +50,7 @@ def tradeoff_points(summary: pd.DataFrame, dataset: str, alphas: list[float], mo
     """Clean and robust accuracy of ``g``, ``h`` and the mixtures ``mix-<mode>-<α>`` (α strictly inside (0, 1)).
 
     The ends of each curve are the base models' own rows: the mixture at α = 0 (1) is ``g`` (``h``) exactly
-    (:func:`tradeoff.mixing.mix_outputs`), so its robust accuracy is theirs. A classifier enters a curve
+    (:func:`tradeoff.mixing.model.mix_outputs`), so its robust accuracy is theirs. A classifier enters a curve
     only if the summary has its clean accuracy and one of :data:`ROBUST_EVALUATIONS`; a mode without any
     mixture present gets no curve.
     """

@@ -1,7 +1,7 @@
 """Probabilistic (eps, kappa) certification: certified robust accuracy vs kappa, and samples used.
 
 Both figures read the merged per-sample records of ``tradeoff merge probabilistic`` only; every kappa's
-decision is replayed from the success counts stored in them (:mod:`tradeoff.certify.prob_decisions`).
+decision is replayed from the success counts stored in them (:mod:`tradeoff.probabilistic.decisions`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..certify.prob_decisions import decisions, metrics
-from ..certify.prob_settings import ProbSettings
 from ..io import read_records
+from ..probabilistic.decisions import decisions, metrics
+from ..probabilistic.settings import ProbSettings
 from . import register
 from .style import new_figure, save
 

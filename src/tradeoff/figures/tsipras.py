@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..io import read_records
-from ..theory import exact_accuracy_curve
+from ..theory.closed_forms import exact_accuracy_curve
 from . import register
 from .style import save
 

@@ -53,7 +53,7 @@ SANITY = config["attacks"]["sanity"]
 
 
 def evaluated_classifiers():
-    """(threat, classifier) of every classifier the `evaluate` rule attacks."""
+    """(threat, classifier) of every classifier the `attacks` rules attack."""
     mixed = [(t, c) for t in MIX_THREATS for c in [*MIX_IDS, "mixnet"]]
     return [*evaluated_base_models(), *mixed]
 

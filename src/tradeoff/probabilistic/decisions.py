@@ -1,7 +1,7 @@
 """Decisions and metrics of the (eps, kappa)-probabilistic certificates, replayed from stored success counts.
 
-A record of :mod:`tradeoff.certify.prob_records` keeps, per test input, the cumulative success counts at every
-look of every kappa's :class:`~tradeoff.certify.probabilistic.SequentialTest` design and at n_max (column
+A record of :mod:`tradeoff.probabilistic.records` keeps, per test input, the cumulative success counts at every
+look of every kappa's :class:`~tradeoff.probabilistic.sequential.SequentialTest` design and at n_max (column
 ``counts``). Deciding a test at a kappa needs these counts only, so this module is free of torch: the stage's
 merge and the figures drawn from its records use the same functions and give the same numbers.
 """
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .prob_settings import ProbSettings
-from .probabilistic import Outcome, fixed_test, replay_sequential
+from .sequential import Outcome, fixed_test, replay_sequential
+from .settings import ProbSettings
 
 __all__ = ["TESTS", "decide", "decisions", "decode_counts", "encode_counts", "metrics"]
 

@@ -24,12 +24,10 @@ from typing import Any
 
 import torch
 
-from .attacks.autoattack import run_autoattack
-from .attacks.pgd import Threat, attack_model
-from .attacks.suite import MarginSuite, margin_attack
-from .io import ResumableCSV
-from .progress import Progress
-from .records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
+from ..io import ResumableCSV
+from ..predict import predict
+from ..progress import Progress
+from ..records import (  # noqa: F401  (re-exported: the evaluation's record helpers)
     ATTACKS,
     LABEL_ATTACKS,
     PROGRESS_COLUMNS,
@@ -41,8 +39,11 @@ from .records import (  # noqa: F401  (re-exported: the evaluation's record help
     suite_results,
     summary_row,
 )
-from .seeding import derive_seed
-from .shards import check_shard, shard_chunks
+from ..seeding import derive_seed
+from ..shards import check_shard, shard_chunks
+from .autoattack import run_autoattack
+from .pgd import Threat, attack_model
+from .suite import MarginSuite, margin_attack
 
 log = logging.getLogger("tradeoff")
 DEFAULT_EPS_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -50,13 +51,6 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def predict(model: Model, x: torch.Tensor, batch_size: int = 500,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """argmax predictions of ``model`` on ``x`` in batches (CPU tensor of class indices)."""
-    out = [model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, x.shape[0], batch_size)]
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-
 def perturbation_size(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> torch.Tensor:
     d = (x_adv - x).flatten(1)
     return d.abs().max(1).values if norm == "Linf" else d.norm(dim=1)
@@ -229,11 +223,11 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
     :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
     a classifier with batches left (its progress is kept and later classifiers are not started), else True.
     """
-    from . import data as data_mod
-    from .classifiers import load_classifier, load_spec
-    from .io import provenance
-    from .records import batch_metas, write_evaluations
-    from .train import fingerprint
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..fingerprint import fingerprint
+    from ..io import provenance
+    from ..records import batch_metas, write_evaluations
 
     splits = data_mod.load(data)
     threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)

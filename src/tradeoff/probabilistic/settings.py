@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..certify.bounds import perfect_run_lower
 from ..config import ConfigError, register_check
-from .bounds import perfect_run_lower
-from .probabilistic import SequentialTest
+from .sequential import SequentialTest
 
 if TYPE_CHECKING:
     from ..attacks.pgd import Threat

@@ -1,10 +1,10 @@
 """Tsipras et al. (ICLR 2019) on their own distribution: trained linear models next to the closed forms.
 
-The closed forms live in :mod:`tradeoff.theory` (numpy, population values). This module connects them to
+The closed forms live in :mod:`tradeoff.theory.closed_forms` (numpy, population values). This module connects them to
 the pipeline's artifacts:
 
 * :func:`linear_params` reads ``(w, b)`` of a trained :class:`~tradeoff.models.LinearBinary` in the
-  convention of :mod:`tradeoff.theory` (``sign(w . x + b)`` predicts ``y`` in ``{-1, +1}``; class index
+  convention of :mod:`tradeoff.theory.closed_forms` (``sign(w . x + b)`` predicts ``y`` in ``{-1, +1}``; class index
   1 is ``y = +1``), and :func:`linear_model` builds the torch model of given ``(w, b)`` so that the
   reference classifiers of the paper (averaging, Bayes, ``sign(x_1)``) go through the same PGD core as
   the trained ones;
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models import LinearBinary
-from .theory import averaging_weights, bayes_weights, check_bound, linear_accuracy, tradeoff_bound
-from .theory import exact_accuracy_curve as exact_accuracy_curve  # re-exported: it needs numpy only
+from ..models import LinearBinary
+from .closed_forms import averaging_weights, bayes_weights, check_bound, linear_accuracy, tradeoff_bound
+from .closed_forms import exact_accuracy_curve as exact_accuracy_curve  # re-exported: it needs numpy only
 
 log = logging.getLogger("tradeoff")
 
@@ -101,9 +101,9 @@ def exact_records(w: np.ndarray, b: float, x: torch.Tensor | np.ndarray, y: torc
 
     Guarantee: for a linear classifier the perturbation ``delta = -eps sign(w) y`` minimizes the margin
     over the whole ball, lowering it by exactly ``eps ||w||_1``; a point is ``correct`` iff
-    ``y (w . x + b) - eps ||w||_1 > 0`` (a zero margin is an error, as in :mod:`tradeoff.theory`).
+    ``y (w . x + b) - eps ||w||_1 > 0`` (a zero margin is an error, as in :mod:`tradeoff.theory.closed_forms`).
     No attack can do better, so the mean of ``correct`` is the exact robust accuracy on these points
-    (it equals :func:`tradeoff.theory.empirical_linear_accuracy`). Columns: :data:`EXACT_COLUMNS`
+    (it equals :func:`tradeoff.theory.closed_forms.empirical_linear_accuracy`). Columns: :data:`EXACT_COLUMNS`
     (``clean_prediction``/``prediction`` as class indices; ``perturbation`` is the ℓ∞ size ``eps`` of
     the optimal perturbation).
     """
@@ -127,7 +127,7 @@ def closed_form_rows(classifiers: Mapping[str, tuple[np.ndarray, float]], p: flo
                      eps_values: Sequence[float]) -> list[dict[str, Any]]:
     """Population accuracy of every classifier at every budget of ``eps_values`` (closed forms).
 
-    One row per (classifier, eps): ``accuracy`` is :func:`tradeoff.theory.linear_accuracy` at the
+    One row per (classifier, eps): ``accuracy`` is :func:`tradeoff.theory.closed_forms.linear_accuracy` at the
     classifier's weights; ``bound`` is Theorem 2.1's ``p / (1 - p) * (1 - standard accuracy)`` where it
     applies (``eps >= 2 eta``) and NaN below. Raises ``AssertionError`` if a robust accuracy exceeds its
     bound (impossible for any classifier, so it would reveal a bug in the closed forms).
@@ -188,13 +188,13 @@ def run_theory(data: str | Path, models: Mapping[str, str | Path], *, threat: Ma
     ``bound``). :class:`~tradeoff.errors.TradeoffError` if the data are not ``tsipras``, the norm is not Linf or
     a model name collides with a reference classifier.
     """
-    from . import data as data_mod
-    from .classifiers import load_classifier, load_spec
-    from .errors import TradeoffError
-    from .evaluate import run_attack
-    from .io import provenance, write_records
-    from .records import RECORD_COLUMNS, accuracy_rows, summary_row
-    from .threat import Threat
+    from .. import data as data_mod
+    from ..attacks.evaluate import run_attack
+    from ..classifiers import load_classifier, load_spec
+    from ..errors import TradeoffError
+    from ..io import provenance, write_records
+    from ..records import RECORD_COLUMNS, accuracy_rows, summary_row
+    from ..threat import Threat
 
     splits = data_mod.load(data)
     if splits.name != "tsipras":

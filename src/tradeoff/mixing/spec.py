@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import ArtifactError, read_json, write_json
+from ..io import ArtifactError, read_json, write_json
 
 MODES = ("prob", "logit")
 """How a mixture combines ``g`` and ``h``: probabilities (``prob``) or logits (``logit``)."""

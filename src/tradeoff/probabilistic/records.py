@@ -7,7 +7,7 @@ and the fixed and sequential tests of an input see the same stream (the sequenti
 
 One sampling pass per input serves both tests and a whole kappa sweep.  The raw record of an input keeps
 the cumulative success counts at every look of every kappa's :class:`SequentialTest` design (and at n_max),
-from which :mod:`tradeoff.certify.prob_decisions` (free of torch) decides every test at every kappa:
+from which :mod:`tradeoff.probabilistic.decisions` (free of torch) decides every test at every kappa:
 
 * ``fixed``: the count at n_max decides every kappa with :func:`fixed_test`;
 * ``sequential``: :func:`replay_sequential` recovers each kappa's decision and samples used exactly as a
@@ -42,15 +42,15 @@ import torch
 from tqdm import tqdm
 
 from ..attacks.pgd import Threat
+from ..certify.sampling import ball_sampler, iter_predictions, point_generator
 from ..errors import TradeoffError
 from ..io import ResumableCSV, provenance, read_records, write_records
 from ..progress import Progress
 from ..records import summary_row
 from ..shards import shard_items
-from .prob_decisions import TESTS, decide, decisions, decode_counts, encode_counts, metrics
-from .prob_settings import ProbSettings, check_settings
-from .probabilistic import run_sequential_many
-from .sampling import ball_sampler, iter_predictions, point_generator
+from .decisions import TESTS, decide, decisions, decode_counts, encode_counts, metrics
+from .sequential import run_sequential_many
+from .settings import ProbSettings, check_settings
 
 log = logging.getLogger("tradeoff")
 
@@ -222,7 +222,7 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
     """
     from .. import data as data_mod
     from ..classifiers import load_classifier, load_spec
-    from ..train import fingerprint
+    from ..fingerprint import fingerprint
 
     settings = settings_from(section)
     tests = sorted(set(tests))

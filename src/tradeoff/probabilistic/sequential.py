@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .bounds import cp_lower, cp_upper, perfect_run_lower
+from ..certify.bounds import cp_lower, cp_upper, perfect_run_lower
 
 __all__ = [
     "Outcome",
