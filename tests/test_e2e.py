@@ -28,7 +28,10 @@ def smoke_run(tmp_path_factory):
 @pytest.mark.slow
 def test_summary_has_the_contract_ids(smoke_run):
     summary = pd.read_csv(smoke_run / "results" / "summary.csv")
-    assert list(summary.columns) == ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]
+    # the ids other tools read, then the training seed (one seed: 0)
+    assert list(summary.columns) == ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n",
+                                     "seed"]
+    assert set(summary.seed) == {0}
     preset = yaml.safe_load((smoke_run / "presets" / "smoke.yaml").read_text())
     n_test = preset["data"]["digits"]["n_test"]
     base = summary[(summary.dataset == "digits") & summary.classifier.isin(["standard", "pgd_at", "trades"])
@@ -126,6 +129,17 @@ def test_adding_a_threat_plans_only_its_jobs_and_removing_it_reruns_nothing(smok
     snakemake(work, *added)
     # back to the two budgets: every job of theirs is done, only the tables and figures that read the summary
     assert _only(_outputs(planned_outputs(work, *SMOKE)), ()) == []
+
+
+@pytest.mark.slow
+def test_adding_a_seed_plans_only_its_jobs(smoke_run):
+    outputs = _outputs(planned_outputs(smoke_run, *_override(smoke_run, "s1.yaml", "seeds: [0, 1]\n")))
+    assert "results/digits/seed-1/models/standard.pt" in outputs
+    assert "results/digits/seed-1/linf-0.3/eval/pgd_at/worst.csv" in outputs
+    assert "results/digits/seed-1/linf-0.1/eval/era-composite/adaptive.csv" in outputs
+    assert "results/tsipras/seed-1/models/standard.pt" in outputs
+    # no data split, nothing of seed 0: only seed 1's jobs and the tables that read every seed
+    assert _only(outputs, ("/seed-1/",)) == []
 
 
 @pytest.mark.slow

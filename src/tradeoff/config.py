@@ -91,6 +91,26 @@ def threat_id(threat: Mapping[str, Any]) -> str:
     return f"{str(threat['norm']).lower()}-{float(threat['eps']):g}"
 
 
+def seed_dir(seed: int) -> str:
+    """The path segment of training seed ``seed``, appended to ``results/<dataset>``: ``""`` for seed 0, so that a
+    one-seed run keeps its paths, ``"/seed-<seed>"`` otherwise (``results/digits/seed-1/linf-0.3/...``)."""
+    return "" if int(seed) == 0 else f"/seed-{int(seed)}"
+
+
+def seed_of_dir(segment: str) -> int:
+    """The training seed of a path segment of :func:`seed_dir` (its inverse)."""
+    if segment == "":
+        return 0
+    if not segment.startswith("/seed-") or not segment[len("/seed-"):].isdigit():
+        raise ValueError(f"not a seed path segment: {segment!r}")
+    return int(segment[len("/seed-"):])
+
+
+def job_seed(master: int, seed: int) -> int:
+    """The seed of every job of training seed ``seed``: ``master + seed`` (seed 0 runs with the master seed)."""
+    return int(master) + int(seed)
+
+
 STAGE_THREAT_KEYS = ("mixing.threats", "era.threats", "probabilistic.threats", "certify.threats")
 """Config keys that name the threats at which a stage runs (null = every entry of ``threats``)."""
 

@@ -29,8 +29,9 @@ LABEL_ATTACKS = ("pgd", "margin", "autoattack")
 PROGRESS_COLUMNS = ["batch", "attack", *SWEEP_COLUMNS, "meta"]
 """Rows of an evaluation job's progress file and shard records: one per (evaluation, budget, point), then
 one closing row per batch (``attack`` empty) whose ``meta`` holds the batch's metadata as JSON."""
-SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]
-"""Columns of ``results/summary.csv`` (:func:`summary_row`, :func:`write_summary`)."""
+SUMMARY_COLUMNS = ["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n", "seed"]
+"""Columns of ``results/summary.csv`` (:func:`summary_row`, :func:`write_summary`): ``seed`` is the training seed of
+the run whose record gave the row (0 in a one-seed run), last so that readers of the earlier columns keep working."""
 SHARD_KEYS = ("classifier_sha256", "data_sha256", "attacks", "threat", "params", "seed", "batch_size", "shards")
 """Sidecar keys every shard of one evaluation job shares (:func:`merge_evaluation_shards`)."""
 _INT_COLUMNS = ("index", "label", "clean_prediction", "prediction", "correct")
@@ -83,7 +84,8 @@ def evaluation_rows(dataset: str, classifier: str, evaluation: str, threat: Thre
 
 def summary_row(dataset: str, classifier: str, evaluation: str, threat: Threat | None, metric: str,
                 value: float, n: int) -> dict[str, Any]:
-    """One row of ``results/summary.csv``: dataset, classifier, evaluation, norm, eps, metric, value, n."""
+    """One row of ``results/summary.csv`` as a record's sidecar holds it: dataset, classifier, evaluation, norm, eps,
+    metric, value, n (the summary adds the training seed)."""
     return {
         "dataset": dataset, "classifier": classifier, "evaluation": evaluation,
         "norm": "" if threat is None else threat.norm, "eps": 0.0 if threat is None else float(threat.eps),
@@ -194,23 +196,29 @@ def merge_evaluation_shards(shards: Sequence[str], out_dir: str | Path, name: st
                        "shards": int(ref["shards"])}, ref.get("seed"))
 
 
-def collect_rows(inputs: Sequence[str]) -> list[dict[str, Any]]:
-    """Summary rows from the sidecars of ``inputs``; each record is verified against its sidecar's checksum
-    and row count first, so a truncated or edited record stops the table with its name."""
+def collect_rows(inputs: Sequence[str], seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Summary rows from the sidecars of ``inputs``, each with the training seed ``seeds[i]`` of its record (0 for
+    every record when ``seeds`` is None); each record is verified against its sidecar's checksum and row count
+    first, so a truncated or edited record stops the table with its name."""
+    if seeds is None:
+        seeds = [0] * len(inputs)
+    if len(seeds) != len(inputs):
+        raise TradeoffError(f"summary: {len(seeds)} seeds given for {len(inputs)} records (need one per record)")
     rows: list[dict[str, Any]] = []
-    for path in inputs:
+    for path, seed in zip(inputs, seeds, strict=True):
         _, meta = read_records(path)
-        rows.extend(meta.get("summary_rows", []))
+        rows.extend({**row, "seed": int(seed)} for row in meta.get("summary_rows", []))
     return rows
 
 
-def write_summary(inputs: Sequence[str], out: str | Path) -> int:
-    """Write the summary table (:data:`SUMMARY_COLUMNS`) of the records ``inputs``, sorted by dataset,
-    classifier, evaluation, metric and ε (stable, so input order breaks ties); returns its number of rows."""
+def write_summary(inputs: Sequence[str], out: str | Path, seeds: Sequence[int] | None = None) -> int:
+    """Write the summary table (:data:`SUMMARY_COLUMNS`) of the records ``inputs`` of training seeds ``seeds`` (one
+    per record; all 0 when None), sorted by dataset, classifier, evaluation, metric, ε and seed (stable, so input
+    order breaks ties); returns its number of rows."""
     import pandas as pd
 
-    frame = pd.DataFrame(collect_rows(inputs), columns=SUMMARY_COLUMNS)
-    frame = frame.sort_values(["dataset", "classifier", "evaluation", "metric", "eps"], kind="stable")
+    frame = pd.DataFrame(collect_rows(inputs, seeds), columns=SUMMARY_COLUMNS)
+    frame = frame.sort_values(["dataset", "classifier", "evaluation", "metric", "eps", "seed"], kind="stable")
     write_text(out, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     log.info("%d summary rows -> %s", len(frame), out)
     return len(frame)

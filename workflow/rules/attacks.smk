@@ -24,14 +24,14 @@ rule attacks_shard:
     attacks the points PGD and the margin attack left standing)."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, w.classifier),
     output:
-        records="results/{dataset}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.csv",
-        meta="results/{dataset}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.json",
+        records="results/{dataset}{seed}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/{classifier}/shards/{group}-{shard}-of-{shards}.json",
     log:
-        "logs/{dataset}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.log",
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/{group}-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,
@@ -48,8 +48,8 @@ rule attacks_shard:
         attacks=lambda w: w.group.replace("+", " "),
         evaluations=lambda w: evaluation_params(w.group.split("+")),
         batch_size=ATTACK_BATCH,
-        seed=SEED,
-        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        seed=seed_param,
+        out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
     shell:
         tradeoff_shell(
             "attacks",
@@ -67,9 +67,9 @@ rule attacks_merge:
     output:
         evaluation_outputs(SUITE),
     log:
-        "logs/{dataset}/{threat}/eval/{classifier}/attacks-merge.log",
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/attacks-merge.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/attacks-merge.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/attacks-merge.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,
@@ -82,7 +82,7 @@ rule attacks_merge:
         threat=lambda w: threat_json(w.threat),
         attacks=" ".join(SUITE),
         evaluations=evaluation_params(SUITE),
-        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
     shell:
         "tradeoff merge attacks --name {wildcards.classifier} --attacks {params.attacks} "
         "--threat {params.threat:q} --params {params.evaluations:q} --out-dir {params.out_dir} "
@@ -96,14 +96,14 @@ use rule attacks_merge as attacks_sweep_merge with:
     output:
         evaluation_outputs([SWEEP]),
     log:
-        "logs/{dataset}/{threat}/eval/{classifier}/eps-sweep-merge.log",
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/eps-sweep-merge.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/eps-sweep-merge.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/eps-sweep-merge.tsv"
     params:
         threat=lambda w: threat_json(w.threat),
         attacks=SWEEP,
         evaluations=evaluation_params([SWEEP]),
-        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}",
+        out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
 
 
 rule attacks_worst:
@@ -111,12 +111,12 @@ rule attacks_worst:
     input:
         worst_inputs,
     output:
-        records="results/{dataset}/{threat}/eval/{classifier}/worst.csv",
-        meta="results/{dataset}/{threat}/eval/{classifier}/worst.json",
+        records="results/{dataset}{seed}/{threat}/eval/{classifier}/worst.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/{classifier}/worst.json",
     log:
-        "logs/{dataset}/{threat}/eval/{classifier}/worst.log",
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/worst.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/worst.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/worst.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,

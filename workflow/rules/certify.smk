@@ -11,14 +11,14 @@ rule certify_shard:
     """Monte-Carlo counts of the smoothed gauss_aug-σ model on one shard of the test points (resumable)."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, None, f"gauss_aug-{w.sigma}"),
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, None, f"gauss_aug-{w.sigma}"),
     output:
-        records="results/{dataset}/certify/gauss_aug-{sigma}/shards/{shard}-of-{shards}.csv",
-        meta="results/{dataset}/certify/gauss_aug-{sigma}/shards/{shard}-of-{shards}.json",
+        records="results/{dataset}{seed}/certify/gauss_aug-{sigma}/shards/{shard}-of-{shards}.csv",
+        meta="results/{dataset}{seed}/certify/gauss_aug-{sigma}/shards/{shard}-of-{shards}.json",
     log:
-        "logs/{dataset}/certify/gauss_aug-{sigma}/shard-{shard}-of-{shards}.log",
+        "logs/{dataset}{seed}/certify/gauss_aug-{sigma}/shard-{shard}-of-{shards}.log",
     benchmark:
-        "results/benchmarks/{dataset}/certify/gauss_aug-{sigma}/shard-{shard}-of-{shards}.tsv"
+        "results/benchmarks/{dataset}{seed}/certify/gauss_aug-{sigma}/shard-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         sigma=alternatives(CERT_SIGMAS),
@@ -32,7 +32,7 @@ rule certify_shard:
     params:
         sigma=lambda w: CERT_SIGMAS[w.sigma],
         cert=J({k: CERT[k] for k in ("n0", "n", "alpha", "points", "batch_size")}),
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "certify",
@@ -46,17 +46,17 @@ rule certify_merge:
     """Cohen et al.'s certified radii and the mixed classifier's certificates from the shards' counts."""
     input:
         data=lambda w: data_path(w.dataset),
-        standard=lambda w: classifier_inputs(w.dataset, None, CERT["mix_standard"]),
+        standard=lambda w: classifier_inputs(w.dataset, w.seed, None, CERT["mix_standard"]),
         shards=certify_shard_paths,
     output:
-        rs="results/{dataset}/certify/gauss_aug-{sigma}/rs.csv",
-        rs_meta="results/{dataset}/certify/gauss_aug-{sigma}/rs.json",
-        mixed="results/{dataset}/certify/gauss_aug-{sigma}/mixed.csv",
-        mixed_meta="results/{dataset}/certify/gauss_aug-{sigma}/mixed.json",
+        rs="results/{dataset}{seed}/certify/gauss_aug-{sigma}/rs.csv",
+        rs_meta="results/{dataset}{seed}/certify/gauss_aug-{sigma}/rs.json",
+        mixed="results/{dataset}{seed}/certify/gauss_aug-{sigma}/mixed.csv",
+        mixed_meta="results/{dataset}{seed}/certify/gauss_aug-{sigma}/mixed.json",
     log:
-        "logs/{dataset}/certify/gauss_aug-{sigma}/merge.log",
+        "logs/{dataset}{seed}/certify/gauss_aug-{sigma}/merge.log",
     benchmark:
-        "results/benchmarks/{dataset}/certify/gauss_aug-{sigma}/merge.tsv"
+        "results/benchmarks/{dataset}{seed}/certify/gauss_aug-{sigma}/merge.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         sigma=alternatives(CERT_SIGMAS),
@@ -68,7 +68,7 @@ rule certify_merge:
     params:
         sigma=lambda w: CERT_SIGMAS[w.sigma],
         cert=J({k: CERT[k] for k in ("n0", "n", "alpha", "points", "radii", "mix_alphas")}),
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "merge certify",

@@ -1,11 +1,11 @@
-# What every stage uses: the run's constants, resources, threats, base models and classifier inputs, the
+# What every stage uses: the run's constants, resources, seeds, threats, base models and classifier inputs, the
 # per-point shard paths and the registries of records and figures. Each stage's own constants and helpers
 # live beside its rules, in its rules file.
 import json
 import re
 from pathlib import Path
 
-from tradeoff.config import THREAT_FREE_OBJECTIVES, select_threat_ids, threat_id
+from tradeoff.config import THREAT_FREE_OBJECTIVES, job_seed, seed_dir, seed_of_dir, select_threat_ids, threat_id
 
 DATASET = config["dataset"]
 SEED = int(config["seed"])
@@ -45,6 +45,7 @@ def fmt(value):
 
 
 def data_path(dataset):
+    """The splits of `dataset`: one for every seed (they depend on the master seed only)."""
     return f"results/{dataset}/data.pt"
 
 
@@ -65,6 +66,25 @@ def threat_json(threat):
 def alternatives(names):
     """A wildcard constraint that matches exactly the given names."""
     return "|".join(re.escape(n) for n in names)
+
+
+# The seed dimension: every trained model and every evaluation runs once per entry of `seeds`, in the folder
+# results/<dataset><seed dir> where the {seed} wildcard is the seed's path segment (tradeoff.config.seed_dir:
+# empty for seed 0, a slash and seed-<s> otherwise). What depends on the master seed only (the data splits) runs
+# once.
+SEEDS = [int(s) for s in config["seeds"]]
+SEED_DIRS = [seed_dir(s) for s in SEEDS]
+FIGURE_SEED = seed_dir(min(SEEDS))  # the seed whose records the figures draw (as tradeoff.figures reads summary.csv)
+
+
+# (a group: an empty constraint would mean none, and seed 0's segment is empty)
+wildcard_constraints:
+    seed=f"(?:{alternatives(SEED_DIRS)})",
+
+
+def seed_param(w):
+    """The --seed of a job of the seed in wildcard {seed}: the master seed plus the training seed."""
+    return job_seed(SEED, seed_of_dir(w.seed))
 
 
 # Base models trained by the `train` rules: the config's `models` section plus one Gaussian-augmentation
@@ -94,31 +114,34 @@ def is_shared(classifier):
     return classifier in SHARED_MODELS or classifier in ZOO_MODELS
 
 
-def model_json(dataset, threat, classifier):
-    """The classifier JSON of `classifier` as used at `threat`."""
-    if is_shared(classifier):
+def model_json(dataset, seed, threat, classifier):
+    """The classifier JSON of `classifier` of training seed `seed` (its path segment) as used at `threat`. A zoo
+    model is downloaded, not trained: one for every seed."""
+    if classifier in ZOO_MODELS:
         return f"results/{dataset}/models/{classifier}.json"
-    return f"results/{dataset}/{threat}/models/{classifier}.json"
+    if is_shared(classifier):
+        return f"results/{dataset}{seed}/models/{classifier}.json"
+    return f"results/{dataset}{seed}/{threat}/models/{classifier}.json"
 
 
 # Inputs of a classifier: its JSON plus whatever that JSON references. Composite stages register a
-# (regex, function(dataset, threat, match) -> list of paths) pair in CLASSIFIER_DEPS.
+# (regex, function(dataset, seed, threat, match) -> list of paths) pair in CLASSIFIER_DEPS.
 CLASSIFIER_DEPS = []
 
 
-def classifier_inputs(dataset, threat, classifier):
-    spec = model_json(dataset, threat, classifier)
+def classifier_inputs(dataset, seed, threat, classifier):
+    spec = model_json(dataset, seed, threat, classifier)
     if classifier in BASE_MODELS or classifier in ZOO_MODELS:
         return [spec, spec[: -len(".json")] + ".pt"]
     for pattern, fn in CLASSIFIER_DEPS:
         m = re.fullmatch(pattern, classifier)
         if m:
-            return [spec, *fn(dataset, threat, m)]
+            return [spec, *fn(dataset, seed, threat, m)]
     raise ValueError(f"unknown classifier '{classifier}'")
 
 
-def eval_path(dataset, threat, classifier, attack):
-    return f"results/{dataset}/{threat}/eval/{classifier}/{attack}.csv"
+def eval_path(dataset, seed, threat, classifier, attack):
+    return f"results/{dataset}{seed}/{threat}/eval/{classifier}/{attack}.csv"
 
 
 def point_shard_output(records, ext="csv"):
@@ -140,9 +163,9 @@ def point_shards(records):
 
 
 # Registries the stage files fill beside their rules: STAGE_RECORDS, the functions returning a stage's
-# per-sample records whose sidecars carry summary rows (in include order); FIGURES, one entry per figure
-# (figures.smk makes a `figure_<name>` rule of each, running `tradeoff figures <cli>`). A figure entry has
-# out: the PNG (a PDF is written next to it; a `{threat}` in it makes one job per threat of `threats`);
+# per-sample records of one training seed (its path segment) whose sidecars carry summary rows (in include
+# order); FIGURES, one entry per figure (figures.smk makes a `figure_<name>` rule of each, running
+# `tradeoff figures <cli>`). A figure entry has out: the PNG (a PDF is written next to it; a `{threat}` in it makes one job per threat of `threats`);
 # inputs: a function of the wildcards returning the named inputs; args: the `params` function building the
 # figure's JSON arguments; caption and category: the PNG's entry in the report; extra: further outputs
 # (tables, a second figure); job: the name of the log and benchmark (default: the PNG's path under figures/).
@@ -161,9 +184,19 @@ def figure_targets():
     return [fig["out"].format(threat=t) for fig in FIGURES.values() for t in fig.get("threats") or [None]]
 
 
+def summary_records():
+    """{record: training seed} of every per-sample record whose sidecar carries summary rows, each once, in a
+    stable order (seed by seed)."""
+    records = {}
+    for seed, folder in zip(SEEDS, SEED_DIRS):
+        for stage in STAGE_RECORDS:
+            for path in stage(folder):
+                records.setdefault(path, seed)
+    return records
+
+
 def summary_inputs(wildcards=None):
-    """Every per-sample record whose sidecar carries summary rows, each once, in a stable order."""
-    return list(dict.fromkeys(p for stage in STAGE_RECORDS for p in stage()))
+    return list(summary_records())
 
 
 def final_targets(wildcards=None):

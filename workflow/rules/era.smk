@@ -21,14 +21,14 @@ rule era_composite_spec:
     """The classifier JSON of a composite: a robust branch where the selector accepts, the standard model elsewhere."""
     input:
         data=lambda w: data_path(w.dataset),
-        robust=lambda w: model_json(w.dataset, w.threat, ERA_COMPOSITES[w.composite]),
-        standard=lambda w: model_json(w.dataset, w.threat, ERA_STANDARD),
+        robust=lambda w: model_json(w.dataset, w.seed, w.threat, ERA_COMPOSITES[w.composite]),
+        standard=lambda w: model_json(w.dataset, w.seed, w.threat, ERA_STANDARD),
     output:
-        "results/{dataset}/{threat}/models/{composite}.json",
+        "results/{dataset}{seed}/{threat}/models/{composite}.json",
     log:
-        "logs/{dataset}/{threat}/era/{composite}-spec.log",
+        "logs/{dataset}{seed}/{threat}/era/{composite}-spec.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/era/{composite}-spec.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/era/{composite}-spec.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(ERA_THREATS),
@@ -39,7 +39,7 @@ rule era_composite_spec:
     resources:
         **LIGHT,
     params:
-        selector=J({**ERA_COMP["selector"], "seed": SEED}),
+        selector=lambda w: J({**ERA_COMP["selector"], "seed": seed_param(w)}),
         threat=lambda w: threat_json(w.threat),
     shell:
         "tradeoff era-composite-spec --data {input.data} --robust {input.robust} --standard {input.standard} "
@@ -55,15 +55,17 @@ rule era_robustness_shard:
     """One shard of a base model's robustness records at one threat (every n-th chunk of points)."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
-        combine=lambda w: [eval_path(w.dataset, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]],
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, w.classifier),
+        combine=lambda w: [
+            eval_path(w.dataset, w.seed, w.threat, w.classifier, a) for a in ERA["robustness"]["combine"]
+        ],
     output:
         records=point_shard_output(ERA_ROBUSTNESS_RECORDS),
         meta=point_shard_output(ERA_ROBUSTNESS_RECORDS, "json"),
     log:
-        "logs/{dataset}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.log",
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/robustness-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(ERA_THREATS),
@@ -80,7 +82,7 @@ rule era_robustness_shard:
         attack=J(ERA_STRONG),
         decides="" if ERA["robustness"]["attack_correct"] else "--combine-decides-correct",
         batch_size=config["attacks"]["batch_size"],
-        seed=SEED,
+        seed=seed_param,
         out=lambda w: ERA_ROBUSTNESS_RECORDS.format(**dict(w.items())),
     shell:
         tradeoff_shell(
@@ -98,12 +100,12 @@ rule era_robustness_merge:
     input:
         point_shards(ERA_ROBUSTNESS_RECORDS),
     output:
-        records="results/{dataset}/{threat}/eval/{classifier}/robustness.csv",
-        meta="results/{dataset}/{threat}/eval/{classifier}/robustness.json",
+        records="results/{dataset}{seed}/{threat}/eval/{classifier}/robustness.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/{classifier}/robustness.json",
     log:
-        "logs/{dataset}/{threat}/eval/{classifier}/robustness-merge.log",
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/robustness-merge.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/robustness-merge.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/robustness-merge.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(ERA_THREATS),
@@ -121,16 +123,16 @@ rule era_composite_shard:
     """One shard of a composite's evaluation at one threat (every n-th chunk of points)."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.composite),
-        robust_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_COMPOSITES[w.composite]),
-        standard_records=lambda w: era_robustness_path(w.dataset, w.threat, ERA_STANDARD),
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, w.composite),
+        robust_records=lambda w: era_robustness_path(w.dataset, w.seed, w.threat, ERA_COMPOSITES[w.composite]),
+        standard_records=lambda w: era_robustness_path(w.dataset, w.seed, w.threat, ERA_STANDARD),
     output:
         records=point_shard_output(ERA_COMPOSITE_RECORDS),
         meta=point_shard_output(ERA_COMPOSITE_RECORDS, "json"),
     log:
-        "logs/{dataset}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.log",
+        "logs/{dataset}{seed}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{composite}/adaptive-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(ERA_THREATS),
@@ -147,7 +149,7 @@ rule era_composite_shard:
         suite=J(config["attacks"]["composite"]),
         strong=J(ERA_STRONG),
         batch_size=config["attacks"]["batch_size"],
-        seed=SEED,
+        seed=seed_param,
         out=lambda w: ERA_COMPOSITE_RECORDS.format(**dict(w.items())),
     shell:
         tradeoff_shell(
@@ -165,12 +167,12 @@ rule era_composite_merge:
     input:
         point_shards(ERA_COMPOSITE_RECORDS),
     output:
-        records="results/{dataset}/{threat}/eval/{composite}/adaptive.csv",
-        meta="results/{dataset}/{threat}/eval/{composite}/adaptive.json",
+        records="results/{dataset}{seed}/{threat}/eval/{composite}/adaptive.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/{composite}/adaptive.json",
     log:
-        "logs/{dataset}/{threat}/eval/{composite}/adaptive-merge.log",
+        "logs/{dataset}{seed}/{threat}/eval/{composite}/adaptive-merge.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{composite}/adaptive-merge.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{composite}/adaptive-merge.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(ERA_THREATS),
@@ -189,12 +191,12 @@ rule era_gauss3_train:
     input:
         unpack(g3_train_inputs),
     output:
-        spec="results/gauss3/models/{g3model}.json",
-        weights="results/gauss3/models/{g3model}.pt",
+        spec="results/gauss3{seed}/models/{g3model}.json",
+        weights="results/gauss3{seed}/models/{g3model}.pt",
     log:
-        "logs/gauss3/train/{g3model}.log",
+        "logs/gauss3{seed}/train/{g3model}.log",
     benchmark:
-        "results/benchmarks/gauss3/train/{g3model}.tsv"
+        "results/benchmarks/gauss3{seed}/train/{g3model}.tsv"
     wildcard_constraints:
         g3model=alternatives(G3_MODELS),
     conda:
@@ -209,8 +211,8 @@ rule era_gauss3_train:
         train=lambda w: J(g3_train_params(w.g3model)),
         threat=J(G3_THREAT),
         init=init_option,
-        seed=SEED,
-        checkpoint="results/gauss3/checkpoints/{g3model}.pt",
+        seed=seed_param,
+        checkpoint="results/gauss3{seed}/checkpoints/{g3model}.pt",
     shell:
         tradeoff_shell(
             "train",
@@ -226,17 +228,17 @@ rule era_gauss3_robustness:
     """Robustness records of a gauss3 model, with its predictions on a grid (decision regions)."""
     input:
         data=data_path(GAUSS3),
-        spec="results/gauss3/models/{g3model}.json",
-        weights="results/gauss3/models/{g3model}.pt",
+        spec="results/gauss3{seed}/models/{g3model}.json",
+        weights="results/gauss3{seed}/models/{g3model}.pt",
     output:
-        records="results/gauss3/eval/{g3model}/robustness.csv",
-        meta="results/gauss3/eval/{g3model}/robustness.json",
-        grid="results/gauss3/eval/{g3model}/grid.csv",
-        grid_meta="results/gauss3/eval/{g3model}/grid.json",
+        records="results/gauss3{seed}/eval/{g3model}/robustness.csv",
+        meta="results/gauss3{seed}/eval/{g3model}/robustness.json",
+        grid="results/gauss3{seed}/eval/{g3model}/grid.csv",
+        grid_meta="results/gauss3{seed}/eval/{g3model}/grid.json",
     log:
-        "logs/gauss3/eval/{g3model}/robustness.log",
+        "logs/gauss3{seed}/eval/{g3model}/robustness.log",
     benchmark:
-        "results/benchmarks/gauss3/eval/{g3model}/robustness.tsv"
+        "results/benchmarks/gauss3{seed}/eval/{g3model}/robustness.tsv"
     wildcard_constraints:
         g3model=alternatives(G3_MODELS),
     conda:
@@ -248,7 +250,7 @@ rule era_gauss3_robustness:
         threat=J(G3_THREAT),
         attack=J(ERA_STRONG),
         grid=G3["grid"],
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "era-robustness",

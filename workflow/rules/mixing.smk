@@ -15,14 +15,14 @@ rule mixing_temperatures:
     """T_g and T_h by temperature scaling (minimum calibration NLL) of each base model on the calibration split."""
     input:
         data=lambda w: data_path(w.dataset),
-        accurate=lambda w: classifier_inputs(w.dataset, w.threat, MIX_G),
-        robust=lambda w: classifier_inputs(w.dataset, w.threat, MIX_H),
+        accurate=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, MIX_G),
+        robust=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, MIX_H),
     output:
-        "results/{dataset}/{threat}/mixing/temperatures.json",
+        "results/{dataset}{seed}/{threat}/mixing/temperatures.json",
     log:
-        "logs/{dataset}/{threat}/mixing/temperatures.log",
+        "logs/{dataset}{seed}/{threat}/mixing/temperatures.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/mixing/temperatures.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/mixing/temperatures.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -33,7 +33,7 @@ rule mixing_temperatures:
         **HEAVY,
     params:
         batch_size=config["attacks"]["batch_size"],
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "mixing-temperatures",
@@ -45,15 +45,15 @@ rule mixing_temperatures:
 rule mixing_spec:
     """The classifier JSONs of the fixed-α mixtures of one mode (every α of `mixing.alphas`)."""
     input:
-        accurate=lambda w: model_json(w.dataset, w.threat, MIX_G),
-        robust=lambda w: model_json(w.dataset, w.threat, MIX_H),
+        accurate=lambda w: model_json(w.dataset, w.seed, w.threat, MIX_G),
+        robust=lambda w: model_json(w.dataset, w.seed, w.threat, MIX_H),
         temperatures=mix_temperatures_input,
     output:
-        [f"results/{{dataset}}/{{threat}}/models/{c}.json" for c in mix_ids("{mode}")],
+        [f"results/{{dataset}}{{seed}}/{{threat}}/models/{c}.json" for c in mix_ids("{mode}")],
     log:
-        "logs/{dataset}/{threat}/mixing/mix-{mode}.log",
+        "logs/{dataset}{seed}/{threat}/mixing/mix-{mode}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/mixing/mix-{mode}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/mixing/mix-{mode}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -77,16 +77,16 @@ rule mixing_fit:
     """Fit the mixing network α(x) between the accurate and the robust model (adaptive smoothing)."""
     input:
         data=lambda w: data_path(w.dataset),
-        accurate=lambda w: classifier_inputs(w.dataset, w.threat, MIX_G),
-        robust=lambda w: classifier_inputs(w.dataset, w.threat, MIX_H),
+        accurate=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, MIX_G),
+        robust=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, MIX_H),
         temperatures=mix_temperatures_input,
     output:
-        spec="results/{dataset}/{threat}/models/mixnet.json",
-        weights="results/{dataset}/{threat}/models/mixnet.pt",
+        spec="results/{dataset}{seed}/{threat}/models/mixnet.json",
+        weights="results/{dataset}{seed}/{threat}/models/mixnet.pt",
     log:
-        "logs/{dataset}/{threat}/mixing/mixing_fit.log",
+        "logs/{dataset}{seed}/{threat}/mixing/mixing_fit.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/mixing/mixing_fit.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/mixing/mixing_fit.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -101,8 +101,8 @@ rule mixing_fit:
         network=J(MIX["network"]),
         fit=J(MIX["fit"]),
         temps=mix_temperature_args,
-        seed=SEED,
-        checkpoint="results/{dataset}/{threat}/checkpoints/mixnet.pt",
+        seed=seed_param,
+        checkpoint="results/{dataset}{seed}/{threat}/checkpoints/mixnet.pt",
     shell:
         tradeoff_shell(
             "mixing-fit",
@@ -126,15 +126,15 @@ rule mixing_adaptive_shard:
     """One shard of the adaptive attack on the mixing network (every n-th chunk of points)."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, "mixnet"),
-        autoattack=lambda w: eval_path(w.dataset, w.threat, "mixnet", "autoattack"),
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, "mixnet"),
+        autoattack=lambda w: eval_path(w.dataset, w.seed, w.threat, "mixnet", "autoattack"),
     output:
         records=point_shard_output(MIX_ADAPTIVE),
         meta=point_shard_output(MIX_ADAPTIVE, "json"),
     log:
-        "logs/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.log",
+        "logs/{dataset}{seed}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/mixnet/adaptive-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -150,8 +150,8 @@ rule mixing_adaptive_shard:
         threat=lambda w: threat_json(w.threat),
         adaptive=J(MIX["adaptive"]),
         batch_size=MIX["adaptive"]["chunk"],
-        seed=SEED,
-        out=lambda w: mix_adaptive_path(w.threat, w.dataset),
+        seed=seed_param,
+        out=lambda w: mix_adaptive_path(w.seed, w.threat, w.dataset),
     shell:
         tradeoff_shell(
             "mixing-adaptive",
@@ -168,12 +168,12 @@ rule mixing_adaptive_merge:
     input:
         point_shards(MIX_ADAPTIVE),
     output:
-        records="results/{dataset}/{threat}/eval/mixnet/adaptive.csv",
-        meta="results/{dataset}/{threat}/eval/mixnet/adaptive.json",
+        records="results/{dataset}{seed}/{threat}/eval/mixnet/adaptive.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/mixnet/adaptive.json",
     log:
-        "logs/{dataset}/{threat}/eval/mixnet/adaptive-merge.log",
+        "logs/{dataset}{seed}/{threat}/eval/mixnet/adaptive-merge.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/mixnet/adaptive-merge.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/mixnet/adaptive-merge.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -190,15 +190,15 @@ rule mixing_margins:
     """The robust model's probability margin per test point, clean and under the config's PGD attack."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.model),
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, w.model),
         temperatures=mix_temperatures_input,
     output:
-        records="results/{dataset}/{threat}/eval/{model}/confidence.csv",
-        meta="results/{dataset}/{threat}/eval/{model}/confidence.json",
+        records="results/{dataset}{seed}/{threat}/eval/{model}/confidence.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/{model}/confidence.json",
     log:
-        "logs/{dataset}/{threat}/eval/{model}/confidence.log",
+        "logs/{dataset}{seed}/{threat}/eval/{model}/confidence.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/eval/{model}/confidence.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{model}/confidence.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(MIX_THREATS),
@@ -213,7 +213,7 @@ rule mixing_margins:
         pgd=J(config["attacks"]["pgd"]),
         temp=mix_margin_temperature_args,
         batch_size=config["attacks"]["batch_size"],
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "mixing-margins",

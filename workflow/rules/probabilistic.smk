@@ -16,14 +16,14 @@ rule probabilistic_shard:
     """Sample the vicinity of the test points of one shard; the records decide every test at every κ."""
     input:
         data=lambda w: data_path(w.dataset),
-        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+        classifier=lambda w: classifier_inputs(w.dataset, w.seed, w.threat, w.classifier),
     output:
-        records="results/{dataset}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.csv",
-        meta="results/{dataset}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.json",
+        records="results/{dataset}{seed}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.csv",
+        meta="results/{dataset}{seed}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.json",
     log:
-        "logs/{dataset}/{threat}/certify/{classifier}/prob-{shard}-of-{shards}.log",
+        "logs/{dataset}{seed}/{threat}/certify/{classifier}/prob-{shard}-of-{shards}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/certify/{classifier}/prob-{shard}-of-{shards}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/certify/{classifier}/prob-{shard}-of-{shards}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=alternatives(PROB_THREATS),
@@ -39,7 +39,7 @@ rule probabilistic_shard:
         settings=lambda w: J(prob_settings(w.threat)),
         tests=" ".join(sorted(PROB_TESTS)),
         points=PROB["points"] or 0,
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "probabilistic",
@@ -51,23 +51,24 @@ rule probabilistic_shard:
 
 
 rule probabilistic_merge:
-    """Decide every test for every classifier and threat from the shards, with the PGD defense success rate."""
+    """Decide every test for every classifier and threat of one seed from the shards, with the PGD defense success
+    rate."""
     input:
-        shards=[p for item in PROB_PLAN for p in item["shards"]],
-        pgd=[item["pgd"] for item in PROB_PLAN],
+        shards=[p for item in prob_plan("{seed}") for p in item["shards"]],
+        pgd=[item["pgd"] for item in prob_plan("{seed}")],
     output:
-        records=PROB_MERGED,
-        meta=[str(Path(p).with_suffix(".json")) for p in PROB_MERGED],
+        records=probabilistic_records("{seed}"),
+        meta=[str(Path(p).with_suffix(".json")) for p in probabilistic_records("{seed}")],
     log:
-        f"logs/{DATASET}/certify/prob-merge.log",
+        f"logs/{DATASET}{{seed}}/certify/prob-merge.log",
     benchmark:
-        f"results/benchmarks/{DATASET}/certify/prob-merge.tsv"
+        f"results/benchmarks/{DATASET}{{seed}}/certify/prob-merge.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
         **LIGHT,
     params:
-        plan=J(PROB_PLAN),
+        plan=lambda w: J(prob_plan(w.seed)),
     shell:
         "tradeoff merge probabilistic --plan {params.plan:q} 2> {log}"

@@ -20,5 +20,7 @@ rule summary:
     threads: 1
     resources:
         **LIGHT,
+    params:
+        seeds=lambda w: ",".join(str(s) for s in summary_records().values()),
     shell:
-        "tradeoff summary --out {output} {input} 2> {log}"
+        "tradeoff summary --out {output} --seeds {params.seeds} {input} 2> {log}"

@@ -12,12 +12,12 @@ rule theory_train:
     input:
         data=data_path(TSIPRAS),
     output:
-        spec="results/tsipras/models/{tmodel}.json",
-        weights="results/tsipras/models/{tmodel}.pt",
+        spec="results/tsipras{seed}/models/{tmodel}.json",
+        weights="results/tsipras{seed}/models/{tmodel}.pt",
     log:
-        "logs/tsipras/train/{tmodel}.log",
+        "logs/tsipras{seed}/train/{tmodel}.log",
     benchmark:
-        "results/benchmarks/tsipras/train/{tmodel}.tsv"
+        "results/benchmarks/tsipras{seed}/train/{tmodel}.tsv"
     wildcard_constraints:
         tmodel=alternatives(TSIPRAS_MODELS),
     conda:
@@ -30,8 +30,8 @@ rule theory_train:
         objective_params=lambda w: J(TSIPRAS_MODELS[w.tmodel][1]),
         train=J(THEORY["train"]),
         threat=J(TSIPRAS_THREAT),
-        seed=SEED,
-        checkpoint="results/tsipras/checkpoints/{tmodel}.pt",
+        seed=seed_param,
+        checkpoint="results/tsipras{seed}/checkpoints/{tmodel}.pt",
     shell:
         tradeoff_shell(
             "train",
@@ -46,31 +46,32 @@ rule theory_evaluate:
     """Exact and PGD evaluation of the trained and the reference classifiers, and the closed forms."""
     input:
         data=data_path(TSIPRAS),
-        models=expand("results/tsipras/models/{tmodel}.{ext}", tmodel=list(TSIPRAS_MODELS), ext=["json", "pt"]),
+        models=[tsipras_model_path("{seed}", m, ext) for m in TSIPRAS_MODELS for ext in ("json", "pt")],
     output:
         # exact.csv: clean margin per test point → the clean and the exact worst-case rows; pgd.csv: PGD
-        records=TSIPRAS_RECORDS,
-        closed_forms="results/tsipras/theory/closed_forms.csv",
-        weights="results/tsipras/theory/weights.csv",
+        records=tsipras_records("{seed}"),
+        closed_forms=tsipras_theory_path("{seed}", "closed_forms"),
+        weights=tsipras_theory_path("{seed}", "weights"),
     log:
-        "logs/tsipras/theory_evaluate.log",
+        "logs/tsipras{seed}/theory_evaluate.log",
     benchmark:
-        "results/benchmarks/tsipras/theory_evaluate.tsv"
+        "results/benchmarks/tsipras{seed}/theory_evaluate.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: THREADS
     resources:
         **HEAVY,
     params:
-        models=" ".join(f"--model {m}=results/tsipras/models/{m}.json" for m in TSIPRAS_MODELS),
+        models=lambda w: " ".join(f"--model {m}={tsipras_model_path(w.seed, m, 'json')}" for m in TSIPRAS_MODELS),
         threat=J(TSIPRAS_THREAT),
         pgd=J(THEORY["pgd"]),
         curve=J({k: THEORY["curve"][k] for k in ("eps_max", "points")}),
-        seed=SEED,
+        seed=seed_param,
     shell:
         tradeoff_shell(
             "theory",
             "--seed {params.seed} --data {input.data} {params.models} "
             "--threat {params.threat:q} --pgd {params.pgd:q} --curve {params.curve:q} "
-            "--eval-dir results/tsipras/eval --theory-dir results/tsipras/theory 2> {log}",
+            "--eval-dir results/tsipras{wildcards.seed}/eval "
+            "--theory-dir results/tsipras{wildcards.seed}/theory 2> {log}",
         )

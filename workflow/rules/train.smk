@@ -11,12 +11,12 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        spec="results/{dataset}/{threat}/models/{model}.json",
-        weights="results/{dataset}/{threat}/models/{model}.pt",
+        spec="results/{dataset}{seed}/{threat}/models/{model}.json",
+        weights="results/{dataset}{seed}/{threat}/models/{model}.pt",
     log:
-        "logs/{dataset}/{threat}/train/{model}.log",
+        "logs/{dataset}{seed}/{threat}/train/{model}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{threat}/train/{model}.tsv"
+        "results/benchmarks/{dataset}{seed}/{threat}/train/{model}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,
@@ -35,8 +35,8 @@ rule train:
         train=lambda w: J(model_train_params(w.model)),
         threat=lambda w: threat_json(w.threat),
         init=init_option,
-        seed=SEED,
-        checkpoint="results/{dataset}/{threat}/checkpoints/{model}.pt",
+        seed=seed_param,
+        checkpoint="results/{dataset}{seed}/{threat}/checkpoints/{model}.pt",
     shell:
         tradeoff_shell(
             "train",
@@ -51,12 +51,12 @@ rule train:
 use rule train as train_shared with:
     """Train a base model whose objective ignores the threat, once for every threat."""
     output:
-        spec="results/{dataset}/models/{model}.json",
-        weights="results/{dataset}/models/{model}.pt",
+        spec="results/{dataset}{seed}/models/{model}.json",
+        weights="results/{dataset}{seed}/models/{model}.pt",
     log:
-        "logs/{dataset}/train/{model}.log",
+        "logs/{dataset}{seed}/train/{model}.log",
     benchmark:
-        "results/benchmarks/{dataset}/train/{model}.tsv"
+        "results/benchmarks/{dataset}{seed}/train/{model}.tsv"
     wildcard_constraints:
         dataset=re.escape(DATASET),
         model=alternatives(SHARED_MODELS),
@@ -68,5 +68,5 @@ use rule train as train_shared with:
         train=lambda w: J(model_train_params(w.model)),
         threat=NO_THREAT,
         init=init_option,
-        seed=SEED,
-        checkpoint="results/{dataset}/checkpoints/{model}.pt",
+        seed=seed_param,
+        checkpoint="results/{dataset}{seed}/checkpoints/{model}.pt",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from scipy.stats import fisher_exact
@@ -34,7 +34,7 @@ log = logging.getLogger("tradeoff")
 
 CHECKS = ("monotone_eps", "zero_at_large_eps", "stronger_not_weaker", "blackbox_vs_whitebox",
           "transfer_vs_whitebox")
-CHECK_COLUMNS = ["dataset", "classifier", "check", "passed", "reason"]
+CHECK_COLUMNS = ["dataset", "classifier", "check", "passed", "reason", "seed"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Check:
     check: str
     passed: bool
     reason: str
+    seed: int = 0
 
     def row(self) -> dict[str, Any]:
         return {**asdict(self), "passed": int(self.passed)}
@@ -142,19 +143,24 @@ def sanity_checks(rows: Iterable[Mapping[str, Any]], *, alpha: float = 0.05, zer
 
 def write_sanity(summary: str | os.PathLike, params: Mapping[str, Any], out: str | os.PathLike) -> list[Check]:
     """Run :func:`sanity_checks` (keyword arguments ``params``, as in the config; ``stronger`` as a list of
-    pairs) on the summary table ``summary`` and write one row per check (:data:`CHECK_COLUMNS`) to ``out``;
-    each failed check is logged as a warning. Returns the checks."""
+    pairs) on the summary table ``summary``, separately on the rows of each training seed (its ``seed`` column; all
+    rows are seed 0 without it), and write one row per check and seed (:data:`CHECK_COLUMNS`) to ``out``; each failed
+    check is logged as a warning. Returns the checks."""
     import pandas as pd
 
     p = dict(params)
     if "stronger" in p:
         p["stronger"] = [tuple(pair) for pair in p["stronger"]]
-    checks = sanity_checks(pd.read_csv(summary).to_dict("records"), **p)
+    rows = pd.read_csv(summary)
+    if "seed" not in rows:
+        rows["seed"] = 0
+    checks = [replace(c, seed=int(seed)) for seed, part in rows.groupby("seed", sort=True)
+              for c in sanity_checks(part.to_dict("records"), **p)]
     failed = [c for c in checks if not c.passed]
     write_records(out, [c.row() for c in checks], {
         "summary": str(summary), "params": params, "n_checks": len(checks), "n_failed": len(failed),
         **provenance({"params": params}, None)}, columns=CHECK_COLUMNS)
     for c in failed:
-        log.warning("sanity check failed: %s / %s: %s", c.classifier, c.check, c.reason)
+        log.warning("sanity check failed: %s / %s (seed %d): %s", c.classifier, c.check, c.seed, c.reason)
     log.info("%d sanity checks, %d failed -> %s", len(checks), len(failed), out)
     return checks

@@ -32,6 +32,17 @@ def json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
+def seed_list(text: str) -> list[int]:
+    """argparse type: comma-separated training seeds (integers ≥ 0), e.g. ``0,0,1``."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of seeds: {text!r}") from exc
+    if any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be ≥ 0: {text!r}")
+    return seeds
+
+
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, level),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)

@@ -8,7 +8,7 @@ import logging
 from ..errors import TradeoffError
 from ..io import provenance
 from ..records import ATTACKS
-from .common import add_runtime_args, add_shard_args, json_arg, runtime, threat_from
+from .common import add_runtime_args, add_shard_args, json_arg, runtime, seed_list, threat_from
 
 log = logging.getLogger("tradeoff")
 
@@ -77,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("summary", help="concatenate the summary rows of per-sample records")
     p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=seed_list, default=None,
+                   help="the training seed of each record, comma-separated, one per input (default: 0 for all)")
     p.add_argument("inputs", nargs="+", help="record CSVs (their JSON sidecars hold the summary rows)")
     p.set_defaults(func=cmd_summarize)
 
@@ -125,7 +127,7 @@ def cmd_sanity(args: argparse.Namespace) -> None:
 def cmd_summarize(args: argparse.Namespace) -> None:
     from ..records import write_summary
 
-    write_summary(args.inputs, args.out)
+    write_summary(args.inputs, args.out, args.seeds)
 
 
 def cmd_check_env(args: argparse.Namespace) -> None:

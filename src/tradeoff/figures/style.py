@@ -34,13 +34,16 @@ THREAT_FREE_EVALUATIONS = ("certify-rs", "certify-mixed-lipschitz", "certify-mix
 
 
 def read_summary(summary_path: str | Path, threat: Mapping[str, Any] | None = None):
-    """summary.csv, restricted to one threat when ``threat`` ({norm, eps}) is given: the rows evaluated at
-    that threat plus the threat-free ℓ2 certificates. Guarantee: with a threat, each (dataset, classifier,
-    evaluation, metric) of an attack evaluation appears at most once."""
+    """summary.csv, the rows of its first training seed (the smallest in its ``seed`` column, if any), restricted
+    to one threat when ``threat`` ({norm, eps}) is given: the rows evaluated at that threat plus the threat-free ℓ2
+    certificates. Guarantee: with a threat, each (dataset, classifier, evaluation, metric) of an attack evaluation
+    appears at most once."""
     import pandas as pd
 
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""])
     summary["norm"] = summary["norm"].fillna("")
+    if "seed" in summary and len(summary):
+        summary = summary[summary.seed == summary.seed.min()].reset_index(drop=True)
     if threat is None:
         return summary
     at = (summary.norm == threat["norm"]) & ((summary.eps - float(threat["eps"])).abs() < 1e-9)

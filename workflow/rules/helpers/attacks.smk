@@ -15,8 +15,8 @@ def attack_params(attack):
 
 
 def evaluation_outputs(attacks, classifier="{classifier}"):
-    """The record files (CSV and sidecar) an evaluation job writes for `attacks` ({dataset}, {threat} open)."""
-    folder = f"results/{{dataset}}/{{threat}}/eval/{classifier}"
+    """The record files (CSV and sidecar) an evaluation job writes for `attacks` ({dataset}, {seed}, {threat} open)."""
+    folder = f"results/{{dataset}}{{seed}}/{{threat}}/eval/{classifier}"
     return [f"{folder}/{a}.{ext}" for a in attacks for ext in ("csv", "json")]
 
 
@@ -30,7 +30,7 @@ def evaluation_shards(attacks):
     group = "+".join(attacks)
 
     def shards(w):
-        folder = f"results/{w.dataset}/{w.threat}/eval/{w.classifier}/shards"
+        folder = f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}/shards"
         return [f"{folder}/{group}-{k}-of-{ATTACK_SHARDS}.csv" for k in range(ATTACK_SHARDS)]
 
     return shards
@@ -45,8 +45,8 @@ def evaluated_base_models():
 # Every base model (standard, pgd_at, trades, and those other stages add: gauss_aug-σ, variance, era) is
 # evaluated under the same attacks at each of its threats, so that the unified comparison puts them all on
 # the same axes.
-def attack_records():
-    return [eval_path(DATASET, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS]
+def attack_records(seed):
+    return [eval_path(DATASET, seed, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS]
 
 
 SANITY = config["attacks"]["sanity"]
@@ -59,22 +59,22 @@ def evaluated_classifiers():
 
 
 def worst_inputs(w):
-    """The records whose per-point worst case is the robust accuracy of `w.classifier` at `w.threat`, in the
-    order that names the attack that broke each point."""
+    """The records whose per-point worst case is the robust accuracy of `w.classifier` at `w.threat` (seed
+    `w.seed`), in the order that names the attack that broke each point."""
     if w.classifier in ERA_COMPOSITES:
-        return [eval_path(DATASET, w.threat, w.classifier, "adaptive")]
-    paths = [eval_path(DATASET, w.threat, w.classifier, a) for a in ATTACKS if a not in ("clean", SWEEP)]
+        return [eval_path(DATASET, w.seed, w.threat, w.classifier, "adaptive")]
+    paths = [eval_path(DATASET, w.seed, w.threat, w.classifier, a) for a in ATTACKS if a not in ("clean", SWEEP)]
     if w.classifier == "mixnet":
-        paths.append(mix_adaptive_path(w.threat))
+        paths.append(mix_adaptive_path(w.seed, w.threat))
     return paths
 
 
-def worst_records():
+def worst_records(seed):
     composites = [(t, c) for t in ERA_THREATS for c in ERA_COMPOSITES]
-    return [eval_path(DATASET, t, c, "worst") for t, c in [*evaluated_classifiers(), *composites]]
+    return [eval_path(DATASET, seed, t, c, "worst") for t, c in [*evaluated_classifiers(), *composites]]
 
 
-def sweep_records():
+def sweep_records(seed):
     """One ε-sweep per model: a threat-free model at every threat (the same weights, a wider sweep); a model
     trained per threat at its largest budget only, since the summary's classifier id does not say which of its
     per-threat models a sweep row comes from."""
@@ -83,7 +83,7 @@ def sweep_records():
         if is_shared(m) or THREATS[t]["eps"] >= THREATS[largest.get(m, t)]["eps"]:
             largest[m] = t
     pairs = [(t, m) for t, m in evaluated_base_models() if is_shared(m) or largest[m] == t]
-    return [eval_path(DATASET, t, m, SWEEP) for t, m in pairs]
+    return [eval_path(DATASET, seed, t, m, SWEEP) for t, m in pairs]
 
 
 STAGE_RECORDS.extend([attack_records, worst_records, sweep_records])
@@ -136,7 +136,7 @@ FIGURES["threats"] = dict(
     out="results/figures/threats.png",
     inputs=lambda w: {
         "summary": "results/summary.csv",
-        "closed_forms": "results/tsipras/theory/closed_forms.csv",
+        "closed_forms": tsipras_theory_path(FIGURE_SEED, "closed_forms"),
     },
     args=lambda w, input: J(
         {

@@ -4,33 +4,45 @@
 CLAIMS = config["claims"]
 
 
-def claims_record_map():
-    """{"classifier|evaluation|threat_id": record path} of every record a claim may read."""
+def seed_records(seed):
+    """{"classifier|evaluation|threat_id": record path} of every record a claim may read, of training seed `seed`
+    (its path segment)."""
     out = {}
     for t, c in evaluated_classifiers():
         for attack in [*ATTACKS, "worst"]:
             if attack not in ("clean", SWEEP):
-                out[f"{c}|{attack}|{t}"] = eval_path(DATASET, t, c, attack)
+                out[f"{c}|{attack}|{t}"] = eval_path(DATASET, seed, t, c, attack)
         if c == "mixnet":
-            out[f"mixnet|adaptive|{t}"] = mix_adaptive_path(t)
+            out[f"mixnet|adaptive|{t}"] = mix_adaptive_path(seed, t)
     for t in MIX_THREATS:
-        out[f"{MIX_H}|confidence|{t}"] = mix_margins_path(t)
+        out[f"{MIX_H}|confidence|{t}"] = mix_margins_path(seed, t)
     for t in ERA_THREATS:
         for m in ERA_RECORD_MODELS:
-            out[f"{m}|robustness|{t}"] = era_robustness_path(DATASET, t, m)
+            out[f"{m}|robustness|{t}"] = era_robustness_path(DATASET, seed, t, m)
         for c in ERA_COMPOSITES:
-            out[f"{c}|composite|{t}"] = eval_path(DATASET, t, c, "adaptive")
+            out[f"{c}|composite|{t}"] = eval_path(DATASET, seed, t, c, "adaptive")
     for t in PROB_THREATS:
         for c in PROB_CLASSIFIERS:
             for test in PROB_TESTS:
-                out[f"{c}|certify-prob-{test}|{t}"] = prob_records(t, c, test)
+                out[f"{c}|certify-prob-{test}|{t}"] = prob_records(seed, t, c, test)
     for s in CERT_SIGMAS:
-        folder = CERT_DIR.format(dataset=DATASET, sigma=s)
+        folder = CERT_DIR.format(dataset=DATASET, seed=seed, sigma=s)
         out[f"gauss_aug-{s}|certify-rs|none"] = f"{folder}/rs.csv"
         out[f"gauss_aug-{s}|certify-mixed|none"] = f"{folder}/mixed.csv"
     for name in TSIPRAS_ALL:
-        out[f"tsipras-{name}|exact|{threat_id(TSIPRAS_THREAT)}"] = tsipras_record(name, "exact")
+        out[f"tsipras-{name}|exact|{threat_id(TSIPRAS_THREAT)}"] = tsipras_record(seed, name, "exact")
     return out
+
+
+def claims_record_map():
+    """{"classifier|evaluation|threat_id[|seed]": record path} of every record a claim may read, for every training
+    seed (`tradeoff claims --records`, which pools each claim over the seeds): seed 0's keys have no seed part,
+    as `tradeoff claims` reads a key without one, so a one-seed run passes the keys it always did."""
+    return {
+        (f"{key}|{seed}" if seed else key): path
+        for seed, folder in zip(SEEDS, SEED_DIRS)
+        for key, path in seed_records(folder).items()
+    }
 
 
 def claims_inputs(w):

@@ -14,9 +14,10 @@ ERA_RECORD_MODELS = list(dict.fromkeys([*ERA["models"], *ERA_COMPOSITES.values()
 # it joins), also the composite's sound-selection check at 2ε
 ERA_STRONG = {k: v for k, v in ERA["robustness"].items() if k not in ("combine", "attack_correct")}
 ERA_TABLE_CLASSIFIERS = [*ERA["models"], *ERA_COMPOSITES]
-# the records of the robustness and the composites' evaluation ({dataset}, {threat}, {classifier|composite} open)
-ERA_ROBUSTNESS_RECORDS = "results/{dataset}/{threat}/eval/{classifier}/robustness.csv"
-ERA_COMPOSITE_RECORDS = "results/{dataset}/{threat}/eval/{composite}/adaptive.csv"
+# the records of the robustness and the composites' evaluation ({dataset}, {seed}, {threat}, {classifier|composite}
+# open)
+ERA_ROBUSTNESS_RECORDS = "results/{dataset}{seed}/{threat}/eval/{classifier}/robustness.csv"
+ERA_COMPOSITE_RECORDS = "results/{dataset}{seed}/{threat}/eval/{composite}/adaptive.csv"
 
 # gauss3: the standard, TRADES and ERA models of `models`, retrained as MLPs on the 2-D data
 GAUSS3 = "gauss3"
@@ -25,15 +26,22 @@ G3_MODELS = ["standard", "trades", "era"]
 G3_THREAT = {"norm": "Linf", "eps": float(G3["eps"])}
 
 
-def era_robustness_path(dataset, threat, model):
+def era_robustness_path(dataset, seed, threat, model):
     if threat is None:  # gauss3: one threat of its own
-        return f"results/{dataset}/eval/{model}/robustness.csv"
-    return eval_path(dataset, threat, model, "robustness")
+        return f"results/{dataset}{seed}/eval/{model}/robustness.csv"
+    return eval_path(dataset, seed, threat, model, "robustness")
 
 
-def era_composite_inputs(dataset, threat, match):
+def g3_grid_path(seed, model):
+    return f"results/{GAUSS3}{seed}/eval/{model}/grid.csv"
+
+
+def era_composite_inputs(dataset, seed, threat, match):
     branch = ERA_COMPOSITES[match.group(0)]
-    return [*classifier_inputs(dataset, threat, branch), *classifier_inputs(dataset, threat, ERA_STANDARD)]
+    return [
+        *classifier_inputs(dataset, seed, threat, branch),
+        *classifier_inputs(dataset, seed, threat, ERA_STANDARD),
+    ]
 
 
 CLASSIFIER_DEPS.append((alternatives(ERA_COMPOSITES), era_composite_inputs))
@@ -49,8 +57,8 @@ def g3_train_inputs(w):
     inputs = {"data": data_path(GAUSS3)}
     init = config["models"][w.g3model].get("init")
     if init:
-        inputs["init"] = f"results/{GAUSS3}/models/{init}.json"
-        inputs["init_weights"] = f"results/{GAUSS3}/models/{init}.pt"
+        inputs["init"] = f"results/{GAUSS3}{w.seed}/models/{init}.json"
+        inputs["init_weights"] = f"results/{GAUSS3}{w.seed}/models/{init}.pt"
     return inputs
 
 
@@ -66,10 +74,10 @@ def era_table_args(w, input, output):
     )
 
 
-def era_records():
-    records = [era_robustness_path(DATASET, t, m) for t in ERA_THREATS for m in ERA_RECORD_MODELS]
-    composites = [eval_path(DATASET, t, c, "adaptive") for t in ERA_THREATS for c in ERA_COMPOSITES]
-    return records + composites + [era_robustness_path(GAUSS3, None, m) for m in G3_MODELS]
+def era_records(seed):
+    records = [era_robustness_path(DATASET, seed, t, m) for t in ERA_THREATS for m in ERA_RECORD_MODELS]
+    composites = [eval_path(DATASET, seed, t, c, "adaptive") for t in ERA_THREATS for c in ERA_COMPOSITES]
+    return records + composites + [era_robustness_path(GAUSS3, seed, None, m) for m in G3_MODELS]
 
 
 STAGE_RECORDS.append(era_records)
@@ -95,8 +103,8 @@ FIGURES["era_gauss3"] = dict(
     cli="era-gauss3",
     out="results/figures/era_gauss3.png",
     inputs=lambda w: {
-        "records": [era_robustness_path(GAUSS3, None, m) for m in G3_MODELS],
-        "grids": [f"results/gauss3/eval/{m}/grid.csv" for m in G3_MODELS],
+        "records": [era_robustness_path(GAUSS3, FIGURE_SEED, None, m) for m in G3_MODELS],
+        "grids": [g3_grid_path(FIGURE_SEED, m) for m in G3_MODELS],
     },
     args=lambda w, input: J(
         {

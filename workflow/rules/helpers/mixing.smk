@@ -23,7 +23,7 @@ MIX_CALIBRATE = MIX_TEMPS == "calibrate"
 
 def mix_temperatures_input(w):
     """The fitted temperatures of the mixing threat when they are calibrated (else no input)."""
-    return [f"results/{w.dataset}/{w.threat}/mixing/temperatures.json"] if MIX_CALIBRATE else []
+    return [f"results/{w.dataset}{w.seed}/{w.threat}/mixing/temperatures.json"] if MIX_CALIBRATE else []
 
 
 def mix_temperature_args(w, input):
@@ -40,34 +40,36 @@ def mix_margin_temperature_args(w, input):
     return f"--temp {MIX_TEMPS['h']}"
 
 
-def mix_base_inputs(dataset, threat):
-    return [*classifier_inputs(dataset, threat, MIX_G), *classifier_inputs(dataset, threat, MIX_H)]
+def mix_base_inputs(dataset, seed, threat):
+    return [*classifier_inputs(dataset, seed, threat, MIX_G), *classifier_inputs(dataset, seed, threat, MIX_H)]
 
 
-def mixnet_inputs(dataset, threat, match):
-    return [f"results/{dataset}/{threat}/models/mixnet.pt", *mix_base_inputs(dataset, threat)]
+def mixnet_inputs(dataset, seed, threat, match):
+    return [f"results/{dataset}{seed}/{threat}/models/mixnet.pt", *mix_base_inputs(dataset, seed, threat)]
 
 
-CLASSIFIER_DEPS.append((r"mix-(prob|logit)-(.+)", lambda dataset, threat, m: mix_base_inputs(dataset, threat)))
+CLASSIFIER_DEPS.append(
+    (r"mix-(prob|logit)-(.+)", lambda dataset, seed, threat, m: mix_base_inputs(dataset, seed, threat))
+)
 CLASSIFIER_DEPS.append((r"mixnet", mixnet_inputs))
 
 
-# the mixing network's adaptive-attack records and the robust model's margins ({dataset} and {threat} open)
-MIX_ADAPTIVE = "results/{dataset}/{threat}/eval/mixnet/adaptive.csv"
-MIX_MARGINS = f"results/{{dataset}}/{{threat}}/eval/{MIX_H}/confidence.csv"
+# the mixing network's adaptive-attack records and the robust model's margins ({dataset}, {seed}, {threat} open)
+MIX_ADAPTIVE = "results/{dataset}{seed}/{threat}/eval/mixnet/adaptive.csv"
+MIX_MARGINS = f"results/{{dataset}}{{seed}}/{{threat}}/eval/{MIX_H}/confidence.csv"
 
 
-def mix_adaptive_path(threat, dataset=DATASET):
-    return MIX_ADAPTIVE.format(dataset=dataset, threat=threat)
+def mix_adaptive_path(seed, threat, dataset=DATASET):
+    return MIX_ADAPTIVE.format(dataset=dataset, seed=seed, threat=threat)
 
 
-def mix_margins_path(threat, dataset=DATASET):
-    return MIX_MARGINS.format(dataset=dataset, threat=threat)
+def mix_margins_path(seed, threat, dataset=DATASET):
+    return MIX_MARGINS.format(dataset=dataset, seed=seed, threat=threat)
 
 
-def mixing_records():
-    evals = [eval_path(DATASET, t, c, a) for t in MIX_THREATS for c in [*MIX_IDS, "mixnet"] for a in ATTACKS]
-    extra = [p for t in MIX_THREATS for p in (mix_adaptive_path(t), mix_margins_path(t))]
+def mixing_records(seed):
+    evals = [eval_path(DATASET, seed, t, c, a) for t in MIX_THREATS for c in [*MIX_IDS, "mixnet"] for a in ATTACKS]
+    extra = [p for t in MIX_THREATS for p in (mix_adaptive_path(seed, t), mix_margins_path(seed, t))]
     return evals + extra
 
 
@@ -105,7 +107,7 @@ FIGURES["mixing_alpha"] = dict(
     cli="mixing-alpha",
     out="results/figures/{threat}/mixing_alpha.png",
     threats=MIX_THREATS,
-    inputs=lambda w: {"records": mix_adaptive_path(w.threat)},
+    inputs=lambda w: {"records": mix_adaptive_path(FIGURE_SEED, w.threat)},
     args=lambda w, input: J({"records": input.records}),
     caption="mixing_alpha.rst",
     category="Mixing classifiers",
@@ -116,7 +118,7 @@ FIGURES["mixing_margin"] = dict(
     cli="mixing-margin",
     out="results/figures/{threat}/mixing_margin.png",
     threats=MIX_THREATS,
-    inputs=lambda w: {"records": mix_margins_path(w.threat)},
+    inputs=lambda w: {"records": mix_margins_path(FIGURE_SEED, w.threat)},
     args=lambda w, input: J({"records": input.records}),
     caption="mixing_margin.rst",
     category="Mixing classifiers",

@@ -14,14 +14,15 @@ def prob_settings(threat):
     return {**{k: PROB[k] for k in PROB_KEYS}, **THREATS[threat]}
 
 
-def prob_records(threat, classifier, test, dataset=DATASET):
-    return f"results/{dataset}/{threat}/certify/{classifier}/prob-{test}.csv"
+def prob_records(seed, threat, classifier, test, dataset=DATASET):
+    return f"results/{dataset}{seed}/{threat}/certify/{classifier}/prob-{test}.csv"
 
 
-def prob_shards(threat, classifier, dataset=DATASET):
+def prob_shards(seed, threat, classifier, dataset=DATASET):
     return expand(
-        "results/{dataset}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.csv",
+        "results/{dataset}{seed}/{threat}/certify/{classifier}/shards/prob-{shard}-of-{shards}.csv",
         dataset=dataset,
+        seed=seed,
         threat=threat,
         classifier=classifier,
         shard=range(PROB_SHARDS),
@@ -29,30 +30,31 @@ def prob_shards(threat, classifier, dataset=DATASET):
     )
 
 
-# One light merge job for every classifier: each merge is a join of small CSVs, and one process start costs more.
-PROB_PLAN = [
-    {
-        "shards": prob_shards(th, c),
-        "pgd": eval_path(DATASET, th, c, "pgd"),
-        "out": {t: prob_records(th, c, t) for t in PROB_TESTS},
-    }
-    for th in PROB_THREATS
-    for c in PROB_CLASSIFIERS
-]
-PROB_MERGED = [p for item in PROB_PLAN for p in item["out"].values()]
+def prob_plan(seed):
+    """The items of the merge job of training seed `seed` (its path segment), one per threat and classifier: one
+    light job for all of them, since each merge is a join of small CSVs and one process start costs more."""
+    return [
+        {
+            "shards": prob_shards(seed, th, c),
+            "pgd": eval_path(DATASET, seed, th, c, "pgd"),
+            "out": {t: prob_records(seed, th, c, t) for t in PROB_TESTS},
+        }
+        for th in PROB_THREATS
+        for c in PROB_CLASSIFIERS
+    ]
 
 
-def probabilistic_records():
-    return PROB_MERGED
+def probabilistic_records(seed):
+    return [p for item in prob_plan(seed) for p in item["out"].values()]
 
 
 def prob_kappa_args(w):
-    records = {c: {t: prob_records(w.threat, c, t) for t in PROB_TESTS} for c in PROB_CLASSIFIERS}
+    records = {c: {t: prob_records(FIGURE_SEED, w.threat, c, t) for t in PROB_TESTS} for c in PROB_CLASSIFIERS}
     return J({"records": records, "dataset": DATASET})
 
 
 def prob_samples_args(w):
-    records = {c: prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS}
+    records = {c: prob_records(FIGURE_SEED, w.threat, c, "sequential") for c in PROB_CLASSIFIERS}
     return J({"records": records, "dataset": DATASET})
 
 
@@ -64,7 +66,9 @@ FIGURES["prob_kappa"] = dict(
     cli="prob-kappa",
     out="results/figures/{threat}/prob_kappa.png",
     threats=PROB_THREATS,
-    inputs=lambda w: {"records": [prob_records(w.threat, c, t) for c in PROB_CLASSIFIERS for t in PROB_TESTS]},
+    inputs=lambda w: {
+        "records": [prob_records(FIGURE_SEED, w.threat, c, t) for c in PROB_CLASSIFIERS for t in PROB_TESTS]
+    },
     args=prob_kappa_args,
     caption="prob_kappa.rst",
     category="Probabilistic robustness",
@@ -77,7 +81,7 @@ if "sequential" in PROB_TESTS:
         cli="prob-samples",
         out="results/figures/{threat}/prob_samples.png",
         threats=PROB_THREATS,
-        inputs=lambda w: {"records": [prob_records(w.threat, c, "sequential") for c in PROB_CLASSIFIERS]},
+        inputs=lambda w: {"records": [prob_records(FIGURE_SEED, w.threat, c, "sequential") for c in PROB_CLASSIFIERS]},
         args=prob_samples_args,
         caption="prob_samples.rst",
         category="Probabilistic robustness",

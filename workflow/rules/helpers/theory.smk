@@ -11,12 +11,26 @@ TSIPRAS_REFERENCES = ["averaging", "bayes", "robust"]
 TSIPRAS_ALL = [*TSIPRAS_MODELS, *TSIPRAS_REFERENCES]
 
 
-def tsipras_record(name, evaluation):
-    return f"results/{TSIPRAS}/eval/{name}/{evaluation}.csv"
+# Every path of the stage is per training seed `seed` (its path segment, or the "{seed}" wildcard): the linear
+# models are trained per seed, and the closed forms include those of their trained weights. The reference
+# classifiers' closed forms do not depend on the seed; `tradeoff theory` tabulates them beside the trained
+# models' (a few seconds), so each seed's summary rows carry them.
+def tsipras_record(seed, name, evaluation):
+    return f"results/{TSIPRAS}{seed}/eval/{name}/{evaluation}.csv"
 
 
-# exact.csv: clean margin per test point → the clean and the exact worst-case rows; pgd.csv: PGD
-TSIPRAS_RECORDS = [tsipras_record(n, e) for n in TSIPRAS_ALL for e in ("exact", "pgd")]
+def tsipras_records(seed):
+    """exact.csv: clean margin per test point → the clean and the exact worst-case rows; pgd.csv: PGD."""
+    return [tsipras_record(seed, n, e) for n in TSIPRAS_ALL for e in ("exact", "pgd")]
+
+
+def tsipras_model_path(seed, model, ext):
+    return f"results/{TSIPRAS}{seed}/models/{model}.{ext}"
+
+
+def tsipras_theory_path(seed, name):
+    """closed_forms (the closed forms of every classifier against ε) or weights (the trained models')."""
+    return f"results/{TSIPRAS}{seed}/theory/{name}.csv"
 
 
 def tsipras_figure_args(w, input, output):
@@ -25,7 +39,7 @@ def tsipras_figure_args(w, input, output):
             "weights_out": output.weights,
             "closed_forms": input.closed_forms,
             "weights": input.weights,
-            "records": {n: {e: tsipras_record(n, e) for e in ("exact", "pgd")} for n in TSIPRAS_ALL},
+            "records": {n: {e: tsipras_record(FIGURE_SEED, n, e) for e in ("exact", "pgd")} for n in TSIPRAS_ALL},
             "trained": list(TSIPRAS_MODELS),
             "references": TSIPRAS_REFERENCES,
             "empirical_points": THEORY["curve"]["empirical_points"],
@@ -33,8 +47,8 @@ def tsipras_figure_args(w, input, output):
     )
 
 
-def theory_records():
-    return [*TSIPRAS_RECORDS, "results/tsipras/theory/closed_forms.csv"]
+def theory_records(seed):
+    return [*tsipras_records(seed), tsipras_theory_path(seed, "closed_forms")]
 
 
 STAGE_RECORDS.append(theory_records)
@@ -47,9 +61,9 @@ FIGURES["tsipras"] = dict(
     out="results/figures/tsipras_tradeoff.png",
     job="tsipras",
     inputs=lambda w: {
-        "closed_forms": "results/tsipras/theory/closed_forms.csv",
-        "weights": "results/tsipras/theory/weights.csv",
-        "records": TSIPRAS_RECORDS,
+        "closed_forms": tsipras_theory_path(FIGURE_SEED, "closed_forms"),
+        "weights": tsipras_theory_path(FIGURE_SEED, "weights"),
+        "records": tsipras_records(FIGURE_SEED),
     },
     args=tsipras_figure_args,
     caption="tsipras_tradeoff.rst",

@@ -18,7 +18,7 @@ def train_inputs(w):
     inputs = {"data": data_path(w.dataset)}
     init = BASE_MODELS[w.model].get("init")
     if init:
-        inputs["init"], inputs["init_weights"] = classifier_inputs(w.dataset, threat, init)
+        inputs["init"], inputs["init_weights"] = classifier_inputs(w.dataset, w.seed, threat, init)
     return inputs
 
 
