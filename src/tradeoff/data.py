@@ -120,11 +120,13 @@ def make_gauss3(n_train: int, n_calib: int, n_test: int, spread: float, seed: in
 
 
 def make_torchvision(name: str, root: str | Path, n_calib: int, n_test: int | None, seed: int,
-                     download: bool = True) -> dict[str, torch.Tensor]:
+                     download: bool = True, n_train: int | None = None) -> dict[str, torch.Tensor]:
     """MNIST / CIFAR-10 / CIFAR-100 through torchvision, as uint8 tensors [N, C, H, W].
 
-    The calibration split is drawn from the official training set; the test split is the official test
-    set, or a seeded subsample of ``n_test`` points of it. Offline and without the files, raises
+    The calibration split is drawn from the official training set and the training split is the rest of it,
+    or a seeded subsample of ``n_train`` points of the rest (a smoke run on a few hundred real images); the
+    test split is the official test set, or a seeded subsample of ``n_test`` points of it. Offline and
+    without the files, raises
     :class:`DatasetUnavailable` naming the folder to put them in.
     """
     import torchvision
@@ -145,6 +147,8 @@ def make_torchvision(name: str, root: str | Path, n_calib: int, n_test: int | No
     x_test, y_test = _torchvision_arrays(test)
     perm = np.random.default_rng(seed).permutation(len(y_all))
     calib_idx, train_idx = np.sort(perm[:n_calib]), np.sort(perm[n_calib:])
+    if n_train is not None and n_train < len(train_idx):
+        train_idx = np.sort(np.random.default_rng(seed + 2).permutation(train_idx)[:n_train])
     if n_test is not None and n_test < len(y_test):
         test_idx = np.sort(np.random.default_rng(seed + 1).permutation(len(y_test))[:n_test])
         x_test, y_test = x_test[test_idx], y_test[test_idx]
@@ -196,10 +200,11 @@ def build(name: str, params: Mapping[str, Any], seed: int) -> dict[str, torch.Te
         return make_gauss3(int(params["n_train"]), int(params["n_calib"]), int(params["n_test"]),
                            float(params["spread"]), seed)
     if name in TORCHVISION_DATASETS:
-        n_test = params.get("n_test")
+        n_test, n_train = params.get("n_test"), params.get("n_train")
         return make_torchvision(name, params.get("root", "data"), int(params["n_calib"]),
                                 None if n_test is None else int(n_test), seed,
-                                download=bool(params.get("download", True)))
+                                download=bool(params.get("download", True)),
+                                n_train=None if n_train is None else int(n_train))
     raise ValueError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
 
 
