@@ -31,6 +31,10 @@ containerized: config.get("container", "tradeoff.sif")
 report: "workflow/report/workflow.rst"
 
 
+wildcard_constraints:
+    classifier="[^/]+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -8,6 +8,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 
 from tradeoff import data, download
 from tradeoff.errors import TradeoffError
@@ -145,3 +146,17 @@ def test_the_real_files_load_with_the_official_shapes_and_counts(real_root):
     assert np.bincount(y_train, minlength=10).tolist() == TRAIN_COUNTS
     assert np.bincount(t["y_test"].numpy(), minlength=10).tolist() == TEST_COUNTS
     assert 0 <= x_train.min() and x_train.max() == 255
+
+
+def test_a_training_subset_is_seeded_and_disjoint_from_calibration(real_root):
+    full = data.make_torchvision("mnist", real_root, n_calib=500, n_test=300, seed=3, download=False)
+    sub = data.make_torchvision("mnist", real_root, n_calib=500, n_test=300, seed=3, download=False, n_train=400)
+    again = data.make_torchvision("mnist", real_root, n_calib=500, n_test=300, seed=3, download=False, n_train=400)
+    assert sub["x_train"].shape == (400, 1, 28, 28) and torch.equal(sub["x_train"], again["x_train"])
+    assert torch.equal(sub["x_calib"], full["x_calib"]) and torch.equal(sub["x_test"], full["x_test"])
+    # every subset image, with its label, is one of the full training split's (so none is held out)
+    pairs = {(bytes(x), int(y)) for x, y in zip(full["x_train"].reshape(len(full["x_train"]), -1).numpy(),
+                                                 full["y_train"].tolist(), strict=True)}
+    assert all((bytes(x), int(y)) in pairs for x, y in zip(sub["x_train"].reshape(400, -1).numpy(),
+                                                           sub["y_train"].tolist(), strict=True))
+    assert len(set(sub["y_train"].tolist())) == 10

@@ -33,3 +33,22 @@ def test_section_is_replaced_between_the_markers_and_the_rest_is_kept(tmp_path):
     assert (tmp_path / "docs" / "figures" / "linf-0.3-unified_tradeoff.png").read_bytes() == b"png-bytes"
     write_readme(results, readme)
     assert readme.read_text() == text  # idempotent
+
+
+def test_a_page_in_docs_links_its_own_figure_folder_and_shows_the_published_table(tmp_path):
+    results = tmp_path / "results"
+    _fake_run(results)
+    pd.DataFrame([{"dataset": "mnist", "classifier": c, "evaluation": e, "norm": "Linf", "eps": 0.3,
+                   "metric": "accuracy", "value": v, "n": n}
+                  for c, e, v, n in [("pgd_at", "clean", 0.99, 10000), ("pgd_at", "worst", 0.905, 1000)]]
+                 ).to_csv(results / "summary.csv", index=False)
+    page = tmp_path / "docs" / "results-mnist.md"
+    page.parent.mkdir()
+    page.write_text(f"# MNIST\n\n{BEGIN}\n{END}\n")
+    copied = write_readme(results, page, tmp_path, "docs/figures/mnist")
+    text = page.read_text()
+    assert copied == ["docs/figures/mnist/linf-0.3-unified_tradeoff.png"]
+    assert "](figures/mnist/linf-0.3-unified_tradeoff.png)" in text
+    assert (tmp_path / copied[0]).read_bytes() == b"png-bytes"
+    assert "### Next to the published mnist models at linf-0.3" in text
+    assert "| ours: pgd_at | 99.00 [" in text and "above PGD-AT's 88.50" in text

@@ -54,6 +54,11 @@ class Splits:
     def size(self, split: str) -> int:
         return int(self.tensors[f"y_{split}"].shape[0])
 
+    def whole_test(self) -> str:
+        """The split holding the whole official test set: ``test_all`` when ``test`` is a seeded subsample of
+        it (a torchvision dataset with ``n_test`` below its size), else ``test`` itself."""
+        return "test_all" if "y_test_all" in self.tensors else "test"
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Generators
@@ -120,11 +125,14 @@ def make_gauss3(n_train: int, n_calib: int, n_test: int, spread: float, seed: in
 
 
 def make_torchvision(name: str, root: str | Path, n_calib: int, n_test: int | None, seed: int,
-                     download: bool = True) -> dict[str, torch.Tensor]:
+                     download: bool = True, n_train: int | None = None) -> dict[str, torch.Tensor]:
     """MNIST / CIFAR-10 / CIFAR-100 through torchvision, as uint8 tensors [N, C, H, W].
 
-    The calibration split is drawn from the official training set; the test split is the official test
-    set, or a seeded subsample of ``n_test`` points of it. Offline and without the files, raises
+    The calibration split is drawn from the official training set and the training split is the rest of it,
+    or a seeded subsample of ``n_train`` points of the rest (a smoke run on a few hundred real images); the
+    test split is the official test set, or a seeded subsample of ``n_test`` points of it (the whole set is then
+    kept as ``test_all``, for the evaluations that run on every test image). Offline and without the files,
+    raises
     :class:`DatasetUnavailable` naming the folder to put them in.
     """
     import torchvision
@@ -145,13 +153,17 @@ def make_torchvision(name: str, root: str | Path, n_calib: int, n_test: int | No
     x_test, y_test = _torchvision_arrays(test)
     perm = np.random.default_rng(seed).permutation(len(y_all))
     calib_idx, train_idx = np.sort(perm[:n_calib]), np.sort(perm[n_calib:])
+    if n_train is not None and n_train < len(train_idx):
+        train_idx = np.sort(np.random.default_rng(seed + 2).permutation(train_idx)[:n_train])
+    whole: dict[str, torch.Tensor] = {}
     if n_test is not None and n_test < len(y_test):
         test_idx = np.sort(np.random.default_rng(seed + 1).permutation(len(y_test))[:n_test])
+        whole = {"x_test_all": x_test, "y_test_all": y_test}
         x_test, y_test = x_test[test_idx], y_test[test_idx]
     return {
         "x_train": x_all[train_idx], "y_train": y_all[train_idx],
         "x_calib": x_all[calib_idx], "y_calib": y_all[calib_idx],
-        "x_test": x_test, "y_test": y_test,
+        "x_test": x_test, "y_test": y_test, **whole,
     }
 
 
@@ -196,10 +208,11 @@ def build(name: str, params: Mapping[str, Any], seed: int) -> dict[str, torch.Te
         return make_gauss3(int(params["n_train"]), int(params["n_calib"]), int(params["n_test"]),
                            float(params["spread"]), seed)
     if name in TORCHVISION_DATASETS:
-        n_test = params.get("n_test")
+        n_test, n_train = params.get("n_test"), params.get("n_train")
         return make_torchvision(name, params.get("root", "data"), int(params["n_calib"]),
                                 None if n_test is None else int(n_test), seed,
-                                download=bool(params.get("download", True)))
+                                download=bool(params.get("download", True)),
+                                n_train=None if n_train is None else int(n_train))
     raise ValueError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
 
 
@@ -217,7 +230,7 @@ def prepare(name: str, params: Mapping[str, Any], seed: int, out: str | Path,
     meta = {
         "dataset": name, "num_classes": num_classes, "input_shape": list(shape),
         "bounds": None if bounds is None else list(bounds), "sha256": digest,
-        "sizes": {s: int(tensors[f"y_{s}"].shape[0]) for s in SPLITS},
+        "sizes": {s: int(tensors[f"y_{s}"].shape[0]) for s in (*SPLITS, "test_all") if f"y_{s}" in tensors},
         "params": dict(params), **({"download": dict(download)} if download else {}), **dict(provenance),
     }
     write_json(sidecar(out), meta)

@@ -59,6 +59,18 @@ def exact_interval(k: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def standing(value: tuple[float, int], published: float) -> str:
+    """Where an accuracy of ours (value, n) stands against a published one (%): ``above`` or ``below`` when
+    its exact 95% interval excludes the published value, ``covers`` when the points cannot tell."""
+    acc, n = value
+    lo, hi = exact_interval(round(acc * n), n)
+    if 100 * lo > published:
+        return "above"
+    if 100 * hi < published:
+        return "below"
+    return "covers"
+
+
 def _row(summary: pd.DataFrame, classifier: str, evaluation: str, eps: float) -> tuple[float, int] | None:
     hit = summary[(summary["classifier"] == classifier) & (summary["evaluation"] == evaluation)
                   & (summary["metric"] == "accuracy") & (summary["eps"].astype(float).sub(eps).abs() < 1e-9)]
@@ -111,10 +123,13 @@ def comparison(summary: pd.DataFrame, dataset: str, norm: str, eps: float,
         if models and p.ours in models and Path(models[p.ours]).is_file():
             spec = json.loads(Path(models[p.ours]).read_text())
         took = minutes.get(p.ours) if minutes else None
+        worst = _row(summary, p.ours, "worst", eps)
+        versus = "" if worst is None else "; against the published AutoAttack accuracies: " + ", ".join(
+            f"{standing(worst, q.autoattack)} {q.method}'s {q.autoattack:.2f}" for q in published)
         rows.append({
             "model": f"ours: {p.ours}",
             "clean": _cell(_row(summary, p.ours, "clean", eps)),
-            "robust": _cell(_row(summary, p.ours, "worst", eps)) + " (worst case over every attack)",
+            "robust": _cell(worst) + " (worst case over every attack" + versus + ")",
             "architecture and training": describe_model(spec) + (
                 f"; {took:.1f} min on a CPU core" if took is not None and not math.isnan(took) else ""),
             "source": "this run's records",

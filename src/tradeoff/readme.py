@@ -9,6 +9,7 @@ command twice on the same run gives the same README.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,8 +81,47 @@ def job_table(results: Path, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def results_section(results: Path, figure_dir: str = "docs/figures") -> tuple[str, list[tuple[Path, str]]]:
-    """The Markdown of the results section and the (source, README-relative destination) figure copies."""
+def train_minutes(results: Path, dataset: str, threat: str) -> dict[str, float]:
+    """Wall minutes of each model's training job at ``threat`` (or shared across threats), from Snakemake's
+    benchmark records."""
+    minutes: dict[str, float] = {}
+    for sub in (f"{dataset}/train", f"{dataset}/{threat}/train"):
+        for tsv in sorted((results / "benchmarks" / sub).glob("*.tsv")):
+            frame = pd.read_csv(tsv, sep="\t")
+            if len(frame):
+                minutes[tsv.stem] = float(frame["s"].iloc[-1]) / 60
+    return minutes
+
+
+def published_section(results: Path) -> list[str]:
+    """Our PGD-AT and TRADES next to the published models of the same setting (:mod:`tradeoff.published`), one
+    table per threat that a paper reports; empty when none does."""
+    from .published import SOURCE, comparison, render
+
+    summary_csv = results / "summary.csv"
+    if not summary_csv.exists():
+        return []
+    summary = pd.read_csv(summary_csv)
+    parts: list[str] = []
+    for (dataset, norm, eps), _ in summary.groupby(["dataset", "norm", "eps"]):
+        threat = f"{str(norm).lower()}-{float(eps):g}"
+        models = {p.stem: p for sub in ("models", f"{threat}/models")
+                  for p in sorted((results / str(dataset) / sub).glob("*.json"))}
+        rows = comparison(summary, str(dataset), str(norm), float(eps), models,
+                          train_minutes(results, str(dataset), threat))
+        if rows:
+            parts += [f"### Next to the published {dataset} models at {threat}", "",
+                      f"Published: {SOURCE}. Ours: this run's records, each accuracy with its exact 95% interval and "
+                      "its number of test points n; our robust accuracy is the per-point worst case over every "
+                      "attack run (the published ones are standard AutoAttack's). The architectures and training "
+                      "budgets differ, as the last column says.", "", render(rows), ""]
+    return parts
+
+
+def results_section(results: Path, figure_dir: str = "docs/figures",
+                    page_dir: str = ".") -> tuple[str, list[tuple[Path, str]]]:
+    """The Markdown of the results section and the (source, destination) figure copies; destinations are
+    ``figure_dir/...`` relative to the repository root, links relative to the page's folder ``page_dir``."""
     parts: list[str] = [BEGIN, ""]
     copies: list[tuple[Path, str]] = []
     claims_md = results / "claims.md"
@@ -90,6 +130,7 @@ def results_section(results: Path, figure_dir: str = "docs/figures") -> tuple[st
         parts += ["### The papers' claims on this run", "",
                   f"{len(claims)} claims: {_verdict_counts(claims)} (`results/claims.md`).", "",
                   _without_counts(claims_md.read_text(encoding="utf-8")), ""]
+    parts += published_section(results)
     for threat in _threat_dirs(results, "tables"):
         comparison = results / "tables" / threat / "comparison.md"
         if comparison.exists():
@@ -112,7 +153,7 @@ def results_section(results: Path, figure_dir: str = "docs/figures") -> tuple[st
             rel = src.relative_to(results / "figures")
             dest = f"{figure_dir}/{'-'.join(rel.parts)}"
             copies.append((src, dest))
-            figures.append(f"![{rel.as_posix()}]({dest})")
+            figures.append(f"![{rel.as_posix()}]({Path(os.path.relpath(dest, page_dir)).as_posix()})")
     if figures:
         parts += ["### Figures", "", "Copies of this run's figures (`results/figures/`):", "", *figures, ""]
     jobs = job_table(results)
@@ -133,10 +174,12 @@ def update_readme(readme: Path, section: str) -> str:
     return text.rstrip("\n") + "\n\n" + section
 
 
-def write_readme(results: Path, readme: Path, copies_root: Path | None = None) -> list[str]:
-    """Rewrite ``readme``'s results section from ``results`` and copy its figures; the copied paths."""
-    section, copies = results_section(results)
+def write_readme(results: Path, readme: Path, copies_root: Path | None = None,
+                 figure_dir: str = "docs/figures") -> list[str]:
+    """Rewrite ``readme``'s results section from ``results`` and copy its figures into ``figure_dir`` (relative
+    to ``copies_root``, by default the README's folder); the copied paths."""
     root = copies_root or readme.parent
+    section, copies = results_section(results, figure_dir, os.path.relpath(readme.parent, root))
     done: list[str] = []
     for src, dest in copies:
         target = root / dest

@@ -153,12 +153,13 @@ def batch_metas(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def write_evaluations(out_dir: str | Path, dataset: str, name: str, threat: Threat, rows: list[dict[str, Any]],
                       metas: list[dict[str, Any]], attacks: list[str], params: Mapping[str, Any],
-                      context: Mapping[str, Any], seed: int | None) -> None:
+                      context: Mapping[str, Any], seed: int | None, suffix: str = "") -> None:
     """Write ``<out_dir>/<attack>.csv`` (:data:`RECORD_COLUMNS`, :data:`SWEEP_COLUMNS` for ``eps-sweep``) and its
-    sidecar with the summary rows (:func:`evaluation_rows`) for every evaluation of ``attacks``, from the
-    progress rows and per-batch metadata of :func:`suite_results`; ``context`` joins each sidecar."""
+    sidecar with the summary rows (:func:`evaluation_rows`, evaluation id ``<attack><suffix>``) for every
+    evaluation of ``attacks``, from the progress rows and per-batch metadata of :func:`suite_results`;
+    ``context`` joins each sidecar."""
     for attack, (records, meta) in suite_results(rows, metas, attacks, threat, params).items():
-        summary = evaluation_rows(dataset, name, attack, threat, records, meta)
+        summary = evaluation_rows(dataset, name, attack + suffix, threat, records, meta)
         write_records(Path(out_dir) / f"{attack}.csv", records, {
             **meta, "dataset": dataset, "classifier": name, "summary_rows": summary, **context,
             **provenance({"attack": attack, "threat": {"norm": threat.norm, "eps": threat.eps},
@@ -193,7 +194,8 @@ def merge_evaluation_shards(shards: Sequence[str], out_dir: str | Path, name: st
     write_evaluations(out_dir, str(ref["dataset"]), name, threat, rows, metas, list(attacks),
                       {a: params.get(a, {}) for a in attacks},
                       {"classifier_sha256": ref.get("classifier_sha256"), "batch_size": ref.get("batch_size"),
-                       "shards": int(ref["shards"])}, ref.get("seed"))
+                       "shards": int(ref["shards"]), **({"split": ref["split"]} if "split" in ref else {})},
+                      ref.get("seed"), suffix="-all" if ref.get("split") == "all" else "")
 
 
 def collect_rows(inputs: Sequence[str], seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:

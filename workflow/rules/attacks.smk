@@ -50,14 +50,41 @@ rule attacks_shard:
         batch_size=ATTACK_BATCH,
         seed=seed_param,
         out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
+        split="test",
     shell:
         tradeoff_shell(
             "attacks",
             "--seed {params.seed} --data {input.data} --classifier {input.classifier[0]} "
             "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks {params.attacks} "
             "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
-            "--shard {wildcards.shard} --shards {wildcards.shards} 2> {log}",
+            "--split {params.split} --shard {wildcards.shard} --shards {wildcards.shards} 2> {log}",
         )
+
+
+# Clean and PGD accuracy on the whole official test set when the attacked test split subsamples it
+# (`attacks.whole_test`; records in eval/<classifier>/all/, evaluation ids <attack>-all).
+use rule attacks_shard as attacks_whole_shard with:
+    output:
+        records="results/{dataset}{seed}/{threat}/eval/{classifier}/all/shards/{group}-{shard}-of-{shards}.csv",
+        meta="results/{dataset}{seed}/{threat}/eval/{classifier}/all/shards/{group}-{shard}-of-{shards}.json",
+    log:
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/all/{group}-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/all/{group}-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+        group=re.escape("+".join(WHOLE_TEST) or "none"),
+        shard=r"\d+",
+        shards=str(ATTACK_SHARDS),
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=lambda w: w.group.replace("+", " "),
+        evaluations=lambda w: evaluation_params(w.group.split("+")),
+        batch_size=ATTACK_BATCH,
+        seed=seed_param,
+        out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}/all",
+        split="all",
 
 
 rule attacks_merge:
@@ -104,6 +131,23 @@ use rule attacks_merge as attacks_sweep_merge with:
         attacks=SWEEP,
         evaluations=evaluation_params([SWEEP]),
         out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
+
+
+use rule attacks_merge as attacks_whole_merge with:
+    """Merge a classifier's whole-test-set evaluation shards at one threat."""
+    input:
+        whole_test_shards,
+    output:
+        whole_test_outputs,
+    log:
+        "logs/{dataset}{seed}/{threat}/eval/{classifier}/all/merge.log",
+    benchmark:
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/{classifier}/all/merge.tsv"
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=" ".join(WHOLE_TEST),
+        evaluations=evaluation_params(WHOLE_TEST),
+        out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}/all",
 
 
 rule attacks_worst:

@@ -212,7 +212,7 @@ def progress_path(out_dir: str | Path, attacks: Sequence[str], shard: int, shard
 def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]], attacks: Sequence[str],
                    threat_spec: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]], *, seed: int,
                    device: torch.device, batch_size: int, shard: int = 0, shards: int | None = None,
-                   stop_after: int | None = None) -> bool:
+                   stop_after: int | None = None, split: str = "test") -> bool:
     """The ``attacks`` stage: every evaluation of ``attacks`` on the test split of ``data`` for each
     ``(classifier JSON, classifier id, output folder)`` of ``classifiers`` in turn, batch by batch
     (:func:`evaluate_batches`), resumable from :func:`progress_path`.
@@ -222,6 +222,10 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
     records (:data:`PROGRESS_COLUMNS`, closed with the run's description that
     :func:`~tradeoff.records.merge_evaluation_shards` checks). Returns False when ``stop_after`` stopped
     a classifier with batches left (its progress is kept and later classifiers are not started), else True.
+
+    ``split="all"`` evaluates the whole official test set instead (:meth:`~tradeoff.data.Splits.whole_test`:
+    clean and PGD accuracy on every test image when the attacked test split is a seeded subsample); its summary
+    rows carry the evaluation ids ``<attack>-all``.
     """
     from .. import data as data_mod
     from ..classifiers import load_classifier, load_spec
@@ -231,7 +235,10 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
 
     splits = data_mod.load(data)
     threat = Threat(str(threat_spec["norm"]), float(threat_spec["eps"]), splits.bounds)
-    x, y = splits.x("test"), splits.y("test")
+    if split not in ("test", "all"):
+        raise ValueError(f"split must be test or all, got {split!r}")
+    part = "test" if split == "test" else splits.whole_test()
+    x, y = splits.x(part), splits.y(part)
     sharded = shards is not None
     shards = shards if sharded else 1
     check_shard(shard, shards)
@@ -241,7 +248,8 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
         spec = load_spec(spec_path)
         run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta.get("sha256"),
                "attacks": list(attacks), "threat": threat_spec, "params": params, "seed": seed,
-               "batch_size": batch_size, "shard": shard, "shards": shards}
+               "batch_size": batch_size, "shard": shard, "shards": shards,
+               **({"split": split} if split != "test" else {})}
         progress = ResumableCSV(progress_path(out_dir, attacks, shard, shards if sharded else None), PROGRESS_COLUMNS,
                                 key=fingerprint(run))
         model = load_classifier(spec_path, device)
@@ -258,7 +266,8 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
                                **provenance(run, seed)}, sort_key="batch")
         else:
             write_evaluations(out_dir, splits.name, name, threat, progress.rows, batch_metas(progress.rows),
-                              list(attacks), params, context, seed)
+                              list(attacks), params, {**context, **({"split": split} if split != "test" else {})},
+                              seed, suffix="" if split == "test" else "-all")
             progress.discard()
     return True
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from ..errors import TradeoffError
-from ..io import provenance
+from ..io import provenance, read_json
 from ..records import ATTACKS
 from .common import add_runtime_args, add_shard_args, json_arg, runtime, seed_list, threat_from
 
@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", type=json_arg, required=True, help="the dataset's config section (JSON)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p.add_argument("--download-manifest", default=None,
+                   help="the download stage's manifest (source and digests of the files), kept in the sidecar")
     p.set_defaults(func=cmd_prepare_data)
 
     p = sub.add_parser("train", help="train a model with one objective")
@@ -57,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=500,
                    help="points per batch; the unit of seeding, sharding and resuming (results depend on it)")
     add_shard_args(p)
+    p.add_argument("--split", choices=["test", "all"], default="test",
+                   help="test: the test split | all: the whole official test set (when the test split subsamples it)")
     p.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_evaluate)
 
@@ -88,8 +92,9 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
 
     if args.dataset not in data_mod.DATASETS:
         raise TradeoffError(f"unknown dataset '{args.dataset}' (known: {', '.join(data_mod.DATASETS)})")
+    manifest = read_json(args.download_manifest) if args.download_manifest else None
     splits = data_mod.prepare(args.dataset, args.params, args.seed, args.out,
-                              provenance({"dataset": args.dataset, **args.params}, args.seed))
+                              provenance({"dataset": args.dataset, **args.params}, args.seed), download=manifest)
     log.info("%s: %s", args.dataset, {s: splits.size(s) for s in data_mod.SPLITS})
 
 
@@ -109,7 +114,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise TradeoffError("evaluate: --classifier, --name and --out-dir need one value per classifier each")
     evaluation_job(args.data, list(zip(args.classifier, args.name, args.out_dir, strict=True)), args.attacks,
                    args.threat, args.params, seed=args.seed, device=runtime(args), batch_size=args.batch_size,
-                   shard=args.shard, shards=args.shards, stop_after=args.stop_after)
+                   shard=args.shard, shards=args.shards, stop_after=args.stop_after, split=args.split)
 
 
 def cmd_worst(args: argparse.Namespace) -> None:

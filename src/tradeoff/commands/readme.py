@@ -12,7 +12,9 @@ log = logging.getLogger("tradeoff")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("readme", help="rewrite the README's results section from a finished run")
     p.add_argument("--results", default="results", help="the run's results folder")
-    p.add_argument("--readme", default="README.md")
+    p.add_argument("--readme", default="README.md", help="the page to rewrite (another page: docs/results-mnist.md)")
+    p.add_argument("--figures", default="docs/figures",
+                   help="where the figure copies go, relative to the repository root (one folder per page)")
     p.set_defaults(func=cmd_readme)
 
 
@@ -20,8 +22,8 @@ def cmd_readme(args: argparse.Namespace) -> None:
     from ..readme import stale_figures, write_readme
 
     readme = Path(args.readme)
-    copied = write_readme(Path(args.results), readme)
-    for path in stale_figures(readme.parent / "docs" / "figures", copied):
+    copied = write_readme(Path(args.results), readme, Path("."), args.figures)
+    for path in stale_figures(Path(args.figures), copied):
         path.unlink()
         log.info("removed %s (no longer shown)", path)
     log.info("%s: results section rewritten, %d figures copied", readme, len(copied))

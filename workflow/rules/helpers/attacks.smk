@@ -6,6 +6,7 @@ SWEEP = "eps-sweep"  # robust accuracy over multiples of ε, for the sanity chec
 SUITE = [a for a in ATTACKS if a != SWEEP]  # the evaluations one `attacks` job runs in turn, in this order
 ATTACK_SHARDS = int(config["attacks"]["shards"])
 ATTACK_BATCH = int(config["attacks"]["batch_size"])
+WHOLE_TEST = list(config["attacks"]["whole_test"])  # evaluations also run on the whole official test set
 
 
 def attack_params(attack):
@@ -36,6 +37,19 @@ def evaluation_shards(attacks):
     return shards
 
 
+# The whole-test-set evaluations of a base model (attacks.whole_test): folder eval/<classifier>/all/.
+whole_test_outputs = [
+    f"results/{{dataset}}{{seed}}/{{threat}}/eval/{{classifier}}/all/{a}.{ext}"
+    for a in WHOLE_TEST
+    for ext in ("csv", "json")
+]
+
+
+def whole_test_shards(w):
+    folder = f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}/all/shards"
+    return [f"{folder}/{'+'.join(WHOLE_TEST)}-{k}-of-{ATTACK_SHARDS}.csv" for k in range(ATTACK_SHARDS)]
+
+
 def evaluated_base_models():
     """(threat, model) pairs of every base model (and zoo model) at every threat it is evaluated at."""
     pairs = [(t, m) for m in BASE_MODELS for t in model_threats(m)]
@@ -46,7 +60,8 @@ def evaluated_base_models():
 # evaluated under the same attacks at each of its threats, so that the unified comparison puts them all on
 # the same axes.
 def attack_records(seed):
-    return [eval_path(DATASET, seed, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS]
+    whole = [eval_path(DATASET, seed, t, f"{m}/all", a) for t, m in evaluated_base_models() for a in WHOLE_TEST]
+    return [eval_path(DATASET, seed, t, m, a) for t, m in evaluated_base_models() for a in ATTACKS] + whole
 
 
 SANITY = config["attacks"]["sanity"]

@@ -1,9 +1,19 @@
 # The data stage's constants, paths and helpers (its rules: workflow/rules/data.smk).
 
 
+TORCHVISION_DATASETS = ("mnist", "cifar10", "cifar100")
+
+
+def download_manifest(dataset):
+    """The data-download stage's manifest of a torchvision dataset (none for the embedded and synthetic data)."""
+    if dataset in TORCHVISION_DATASETS:
+        return [f"{config['data']['root']}/{dataset}/download.json"]
+    return []
+
+
 def dataset_params(dataset):
     """The `data` section of `dataset`, with the download settings of the torchvision datasets."""
     section = dict(config["data"].get(dataset, {}))
-    if dataset in ("mnist", "cifar10", "cifar100"):
+    if dataset in TORCHVISION_DATASETS:
         section.update(root=config["data"]["root"], download=config["data"]["download"])
     return section
