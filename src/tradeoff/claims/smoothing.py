@@ -103,7 +103,8 @@ def sigma_tradeoff(ctx: Context) -> list[Row]:
         cap = radius_cap(s_small, o.rs_n, o.rs_alpha)
         if r > 0 and cap < r:
             row.note = (f"σ = {s_small:g} cannot certify beyond r = {cap:.3f} with n = {o.rs_n} and "
-                        f"α = {o.rs_alpha:g}, so part of this gain is the certification budget's (the paper's n = 100,000)")
+                        f"α = {o.rs_alpha:g}, so part of this gain is the certification budget's (the paper's "
+                        "n = 100,000)")
         rows.append(row)
     return rows
 

@@ -29,7 +29,7 @@ import pandas as pd
 from .stats import Evidence, holm
 
 __all__ = ["REPRODUCED", "CONTRADICTED", "INCONCLUSIVE", "NOT_TESTABLE", "CONSISTENT", "VERDICTS",
-           "CLAIM_COLUMNS", "Row", "decide", "magnitude", "finalize", "claims_frame", "render_markdown"]
+           "CLAIM_COLUMNS", "Row", "decide", "inconsistent", "magnitude", "finalize", "claims_frame", "render_markdown"]
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, CONSISTENT = (
     "reproduced", "contradicted", "inconclusive", "not testable", "consistent")
@@ -39,7 +39,7 @@ PAPERS, OWN = "paper", "own"
 
 CLAIM_COLUMNS = ["id", "section", "paper", "claim", "paper_setting", "paper_value", "source", "paper_effect",
                  "our_setting", "our_value", "our_effect", "interval", "magnitude", "seeds", "p_raw", "p_holm",
-                 "verdict", "reason"]
+                 "verdict", "reason", "kind", "direction", "estimate", "low", "high"]
 LEVEL = 0.05
 
 
@@ -49,8 +49,8 @@ class Row:
 
     ``kind`` is ``difference`` (the paper claims the sign ``direction`` of the estimate), ``bound`` (the
     paper claims the estimate, a slack, is ≥ 0) or ``equal`` (the estimate, a gap, is 0).  ``paper_effect``
-    is the paper's value of the same estimate in the same ``unit`` (None: the paper gives no number for it).  ``evidence`` None means
-    not testable for ``note``.
+    is the paper's value of the same estimate in the same ``unit`` (None: the paper gives no number for it).
+    ``evidence`` None means not testable for ``note``.
     """
 
     id: str
@@ -195,8 +195,33 @@ def finalize(rows: Sequence[Row], level: float = LEVEL) -> list[dict[str, str]]:
             "interval": fmt_interval(ev.interval, r.unit) if ev is not None else "–",
             "magnitude": magnitude(r.paper_effect, est, r.kind) if verdict != NOT_TESTABLE else "–",
             "seeds": _seeds(ev, r.unit), "p_raw": fmt_p(p), "p_holm": fmt_p(adj), "verdict": verdict,
-            "reason": _reason(r, verdict, adj, level)})
+            "reason": _reason(r, verdict, adj, level), "kind": r.kind, "direction": r.direction,
+            "estimate": est, "low": ev.interval[0] if ev is not None else math.nan,
+            "high": ev.interval[1] if ev is not None else math.nan})
     return out
+
+
+def inconsistent(rows: Sequence[Mapping[str, Any]], level: float = LEVEL) -> list[str]:
+    """Rows whose verdict does not follow from their own interval and adjusted p-value (empty when sound).
+
+    ``reproduced`` needs the interval on the claimed side of 0, ``contradicted`` on the other side (for a bound:
+    below 0), both with an adjusted p-value below ``level``; ``inconclusive`` and ``consistent`` must not have
+    both; ``not testable`` rows carry no p-value in Holm's family.
+    """
+    bad = []
+    for r in rows:
+        lo, hi = _oriented((float(r["low"]), float(r["high"])), int(r["direction"]))
+        p = float(r["p_holm"]) if r["p_holm"] != "–" else math.nan
+        significant = np.isfinite(p) and p < level
+        above, below = significant and lo > 0, significant and hi < 0
+        ok = {REPRODUCED: r["kind"] == "difference" and above,
+              CONTRADICTED: below if r["kind"] != "equal" else (above or below),
+              INCONCLUSIVE: r["kind"] == "difference" and not (above or below),
+              CONSISTENT: r["kind"] != "difference" and not below and not (r["kind"] == "equal" and above),
+              NOT_TESTABLE: not np.isfinite(p)}.get(r["verdict"], False)
+        if not ok:
+            bad.append(f"{r['id']}: {r['verdict']} with interval [{lo:g}, {hi:g}] and Holm p {r['p_holm']}")
+    return bad
 
 
 def claims_frame(rows: Sequence[Mapping[str, str]]) -> pd.DataFrame:
