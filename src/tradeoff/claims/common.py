@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .options import ClaimOptions
-from .records import Records, aligned, pct
+from .records import Records, aligned
 from .stats import Evidence, paired_difference, pooled_bootstrap
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -45,11 +45,10 @@ class Context:
         return pooled_bootstrap(statistics, n, o.seed, o.resamples, o.confidence)
 
 
-def shares(pairs: dict[int, Pair]) -> tuple[str, str]:
-    """The mean of a and of b over seeds and points, as percentages."""
-    a = float(np.mean([p[0].mean() for p in pairs.values()]))
-    b = float(np.mean([p[1].mean() for p in pairs.values()]))
-    return pct(a), pct(b)
+def means(pairs: dict[int, Pair]) -> tuple[float, float]:
+    """The means of a and of b over the seeds and the points."""
+    return (float(np.mean([p[0].mean() for p in pairs.values()])),
+            float(np.mean([p[1].mean() for p in pairs.values()])))
 
 
 def load_aligned(*loaders: Callable[[], pd.DataFrame | None]) -> list[pd.DataFrame] | None:

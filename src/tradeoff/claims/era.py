@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .common import Context
+from .common import Context, means
 from .records import aligned, cid, clean_correct, col, pct, seeds_note
 from .stats import Evidence
 from .table import Row
@@ -90,9 +90,9 @@ def composite_gain(ctx: Context) -> list[Row]:
         cost, cpairs = ctx.compare(lambda s, found=found: found[s][1] if s in found else None)
         clean.evidence = Evidence(cost.estimate + tol, (cost.interval[0] + tol, cost.interval[1] + tol),
                                   cost.pvalue, cost.min_pvalue, tuple(v + tol for v in cost.seeds), cost.test)
-        a, b = (float(np.mean([p[k].mean() for p in pairs.values()])) for k in (1, 0))
+        b, a = means(pairs)
         gain.our_value = f"robust {pct(a)} → {pct(b)}"
-        a, b = (float(np.mean([p[k].mean() for p in cpairs.values()])) for k in (1, 0))
+        b, a = means(cpairs)
         clean.our_value = f"clean {pct(a)} → {pct(b)}; slack = clean change + {100 * tol:g} points"
         rows += [gain, clean]
     return rows

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .common import Context
+from .common import Context, means
 from .records import Records, aligned, cid, clean_correct, col, pct, seeds_note
 from .stats import Evidence, mcnemar_min_pvalue
 from .table import Row
@@ -220,7 +220,7 @@ def lost_below_half(ctx: Context) -> list[Row]:
         row.evidence, pairs = ctx.compare(load)
         row.our_setting += f" (α = {alpha:g}){seeds_note(list(pairs))}"
         if pairs:
-            a, b = (float(np.mean([p[k].mean() for p in pairs.values()])) for k in (0, 1))
+            a, b = means(pairs)
             row.our_value = f"{o.robust_base} {pct(a)} vs {mix} {pct(b)} robust"
         else:
             row.note = f"no attack records of {o.robust_base} and {mix} at {t}"

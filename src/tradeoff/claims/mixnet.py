@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Context
+from .common import Context, means
 from .mixing import interp_curve, mixtures
 from .records import aligned, cid, clean_correct, col, pct, seeds_note
 from .table import Row
@@ -77,7 +77,7 @@ def raises_alpha(ctx: Context) -> list[Row]:
                   "robust model", SOURCE, f"{ctx.dataset} {t}, mixnet's α(x) at the adaptive attack's point minus at "
                   f"the clean point{seeds_note(list(pairs))}", evidence=ev, unit="margin")
         if pairs:
-            a, b = (float(np.mean([p[k].mean() for p in pairs.values()])) for k in (0, 1))
+            a, b = means(pairs)
             row.our_value = f"mean α {b:.3f} clean → {a:.3f} attacked"
         else:
             row.note = f"no adaptive-attack record of mixnet with α columns at {t}"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .common import Context
+from .common import Context, means
 from .records import aligned, cid, col, pct, seeds_note
 from .stats import Evidence, proportion_interval
 from .table import OWN, Row
@@ -46,7 +46,7 @@ def variance_vs_baselines(ctx: Context) -> list[Row]:
                       f"{_prob(ctx, o.prob_trained, t, 0)[1]} test, certified and correct{seeds_note(list(pairs))}",
                       evidence=ev)
             if pairs:
-                a, b = (float(np.mean([p[k].mean() for p in pairs.values()])) for k in (1, 0))
+                b, a = means(pairs)
                 row.our_value = f"{pct(a)} → {pct(b)} (n = {len(next(iter(pairs.values()))[0])})"
             else:
                 row.note = f"no probabilistic certification records of {o.prob_trained} and {baseline} at {t}"

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .common import Context
+from .common import Context, means
 from .records import aligned, col, pct, seeds_note
 from .table import Row
 
@@ -62,7 +62,7 @@ def falls_with_radius(ctx: Context) -> list[Row]:
         else:
             row.evidence, pairs = ctx.compare(lambda s, f=frames[name]: (_certified(f[s], 0.0), _certified(f[s], r))
                                               if s in f else None)
-            x, y = (float(np.mean([p[k].mean() for p in pairs.values()])) for k in (0, 1))
+            x, y = means(pairs)
             row.our_value = f"{pct(x)} → {pct(y)}"
             row.our_setting += seeds_note(list(pairs))
         rows.append(row)
@@ -97,7 +97,7 @@ def sigma_tradeoff(ctx: Context) -> list[Row]:
             return (a, b) if r == 0 else (b, a)
 
         row.evidence, pairs = ctx.compare(load)
-        x, y = (float(np.mean([p[k].mean() for p in pairs.values()])) for k in (0, 1))
+        x, y = means(pairs)
         row.our_value = f"{pct(x)} → {pct(y)}" if r == 0 else f"{pct(y)} → {pct(x)}"
         row.our_setting += seeds_note(list(pairs))
         cap = radius_cap(s_small, o.rs_n, o.rs_alpha)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .common import Context
+from .common import Context, means
 from .records import aligned, cid, clean_correct, col, pct, seeds_note, threat_eps
 from .stats import Evidence, proportion_interval
 from .table import OWN, Row
@@ -28,8 +28,7 @@ def at_lowers_accuracy(ctx: Context) -> list[Row]:
 
             ev, pairs = ctx.compare(load)
             seeds = seeds_note(list(pairs))
-            value = "–" if ev is None else (f"{pct(np.mean([p[0].mean() for p in pairs.values()]))} → "
-                                            f"{pct(np.mean([p[1].mean() for p in pairs.values()]))} "
+            value = "–" if ev is None else (f"{pct(means(pairs)[0])} → {pct(means(pairs)[1])} "
                                             f"(n = {len(next(iter(pairs.values()))[0])} paired points)")
             rows.append(Row(cid(f"tsipras-at-lowers-accuracy-{model}", t), PAPER,
                             "Adversarial training lowers standard accuracy",
@@ -54,8 +53,7 @@ def eps_trend(ctx: Context) -> list[Row]:
             return None if a is None or b is None else tuple(clean_correct(f) for f in aligned(a, b))
 
         ev, pairs = ctx.compare(load) if lo_t else (None, {})
-        value = "–" if ev is None else (f"{pct(np.mean([p[0].mean() for p in pairs.values()]))} at {lo_t} → "
-                                        f"{pct(np.mean([p[1].mean() for p in pairs.values()]))} at {hi_t}")
+        value = "–" if ev is None else f"{pct(means(pairs)[0])} at {lo_t} → {pct(means(pairs)[1])} at {hi_t}"
         rows.append(Row(f"tsipras-eps-trend-{model}", PAPER,
                         "The standard accuracy lost to adversarial training grows with the training ε",
                         "MNIST, CIFAR-10, Restricted ImageNet; training ε growing",
