@@ -69,7 +69,9 @@ def raises_alpha(ctx: Context) -> list[Row]:
             f = ctx.recs.get("mixnet", "adaptive", t, seed)
             if f is None or "alpha_adaptive" not in f or "alpha_clean" not in f:
                 return None
-            return col(f, "alpha_adaptive"), col(f, "alpha_clean")
+            a, c = col(f, "alpha_adaptive"), col(f, "alpha_clean")
+            keep = np.isfinite(a) & np.isfinite(c)  # points without an adaptive run carry no α
+            return a[keep], c[keep]
 
         ev, pairs = ctx.compare(load)
         row = Row(cid("mixnet-raises-alpha", t), PAPER, "The mixing network raises the robust model's weight α on "

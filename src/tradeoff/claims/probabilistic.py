@@ -103,7 +103,7 @@ def _error_bound(k: int, runs: int, alpha: float, confidence: float) -> Evidence
 
     lo, hi = proportion_interval(k, runs, confidence)
     p = float(stats.binomtest(k, runs, alpha, alternative="greater").pvalue)
-    return Evidence(alpha - k / runs, (alpha - hi, alpha - lo), p, 0.0, (alpha - k / runs,),
+    return Evidence(alpha - k / runs, (alpha - hi, alpha - lo), p, 0.0, (),
                     "exact binomial over the simulated inputs, one-sided")
 
 
