@@ -449,3 +449,25 @@ def test_records_csv_markdown_and_choices(tmp_path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps({"setting": "x"}))
     with pytest.raises(ValueError, match=r"bad\.json: key 'value'"):
         read_choices(tmp_path)
+
+
+def test_command_reads_seeded_keys_and_the_choices(tmp_path) -> None:
+    from tradeoff.cli import main
+
+    paths = {}
+    for seed, k in ((0, 310), (1, 315)):
+        for name, clean in (("standard", 350), ("pgd_at", k)):
+            paths[f"{name}|worst|{T}|{seed}"] = str(tmp_path / f"{name}-{seed}.csv")
+            write_records(paths[f"{name}|worst|{T}|{seed}"], attack(first(clean), first(0)).to_dict("records"), {})
+    pd.DataFrame(columns=["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]).to_csv(
+        tmp_path / "summary.csv", index=False)
+    choices = tmp_path / "choices"
+    choices.mkdir()
+    (choices / "eps.json").write_text(json.dumps(dict.fromkeys(
+        ("setting", "value", "chosen_by", "split", "alternative", "alternative_gives"), "x")))
+    assert main(["claims", "--records", json.dumps(paths), "--summary", str(tmp_path / "summary.csv"),
+                 "--options", json.dumps({"resamples": 200, "simulations": 2000}), "--choices", str(choices),
+                 "--out", str(tmp_path / "claims.csv")]) in (0, None)
+    frame = pd.read_csv(tmp_path / "claims.csv").set_index("id")
+    assert frame.loc[f"tsipras-at-lowers-accuracy-pgd_at-{T}", "seeds"].startswith("2 seeds")
+    assert "### How this run was configured" in (tmp_path / "claims.md").read_text()
