@@ -21,7 +21,7 @@ def _wrong_either(*frames: pd.DataFrame) -> int:
     return int(np.sum(np.any([col(f, "correct") < 1 for f in frames], axis=0)))
 
 
-def _inaccuracy(ctx: Context, row: Row, a_of, b_of) -> Row:
+def _inaccuracy(ctx: Context, row: Row, names: tuple[str, str], a_of, b_of) -> Row:
     """Fill ``row`` with robust inaccuracy of a − of b, pooled over seeds; capacity = points either gets wrong."""
     frames = ctx.recs.per_seed(lambda s: (lambda a, b: None if a is None or b is None else aligned(a, b))(
         a_of(s), b_of(s)))
@@ -31,7 +31,8 @@ def _inaccuracy(ctx: Context, row: Row, a_of, b_of) -> Row:
     if frames:
         a, b, ra, rb = (float(np.mean([f[k][c].mean() for f in frames.values()]))
                         for c in ("robust_inaccurate", "robust_accurate") for k in (0, 1))
-        row.our_value = (f"robust inaccuracy {pct(a)} → {pct(b)} (robust accuracy {pct(ra)} → {pct(rb)}); "
+        row.our_value = (f"robust inaccuracy {names[0]} {pct(a)} vs {names[1]} {pct(b)} (robust accuracy "
+                         f"{pct(ra)} vs {pct(rb)}); "
                          f"{_wrong_either(*next(iter(frames.values())))} points misclassified by either")
         row.our_setting += seeds_note(list(frames))
     return row
@@ -45,7 +46,7 @@ def robust_inaccuracy(ctx: Context) -> list[Row]:
                   "up to 97.28% fewer robust-inaccurate samples", "Merkli et al. 2021 (earlier version), abstract",
                   f"{ctx.dataset} {t}, trades → era, robust inaccuracy (attack on the own prediction)",
                   note="robust inaccuracy can only occur on misclassified points")
-        rows.append(_inaccuracy(ctx, row, lambda s, t=t: ctx.recs.get("trades", "robustness", t, s),
+        rows.append(_inaccuracy(ctx, row, ("trades", "era"), lambda s, t=t: ctx.recs.get("trades", "robustness", t, s),
                                 lambda s, t=t: ctx.recs.get("era", "robustness", t, s)))
         if row.evidence is None:
             row.note = f"no robustness records of era and trades at {t}"
@@ -107,7 +108,7 @@ def branch(ctx: Context) -> list[Row]:
                   "inaccuracy than a TRADES branch", FIG1_SETTING, "robust inaccuracy 1.6% (TRADES) → 0% (ERA) at "
                   "equal robust accuracy 98.4%", FIG1, f"{ctx.dataset} {t}, {tr_id} → {era_id}, same selector and "
                   "adaptive attack", paper_effect=0.016)
-        rows.append(_inaccuracy(ctx, row, lambda s, t=t: ctx.recs.get(tr_id, "composite", t, s),
+        rows.append(_inaccuracy(ctx, row, (tr_id, era_id), lambda s, t=t: ctx.recs.get(tr_id, "composite", t, s),
                                 lambda s, t=t: ctx.recs.get(era_id, "composite", t, s)))
         if row.evidence is None:
             row.note = f"no composite records of {era_id} and {tr_id} at {t}"
@@ -154,7 +155,8 @@ def figure1(ctx: Context) -> list[Row]:
     trades = _fig1_row("trades", "TRADES is robust but inaccurate on some points (the rare class)",
                        "1.6% robust inaccuracy (L_TRADES) vs none (L_std)", 0.016,
                        "robust inaccuracy trades minus standard")
-    rows.append(_inaccuracy(ctx, trades, lambda s: _g3(ctx, "trades", s), lambda s: _g3(ctx, "standard", s)))
+    rows.append(_inaccuracy(ctx, trades, ("trades", "standard"), lambda s: _g3(ctx, "trades", s),
+                            lambda s: _g3(ctx, "standard", s)))
     f = _g3(ctx, "trades", ctx.recs.seeds()[0])
     if f is not None and len(f):
         rare = f["label"].value_counts().idxmin()
@@ -162,7 +164,8 @@ def figure1(ctx: Context) -> list[Row]:
         trades.our_value += f"; {pct(share)} of TRADES's robust-inaccurate points are of the rarest class {rare}"
     era_row = _fig1_row("era", "L_ERA avoids TRADES's robust inaccuracy", "1.6% (L_TRADES) → 0% (L_ERA) "
                         "robust inaccuracy at equal robust accuracy 98.4%", 0.016, "robust inaccuracy trades → era")
-    rows.append(_inaccuracy(ctx, era_row, lambda s: _g3(ctx, "trades", s), lambda s: _g3(ctx, "era", s)))
+    rows.append(_inaccuracy(ctx, era_row, ("trades", "era"), lambda s: _g3(ctx, "trades", s),
+                            lambda s: _g3(ctx, "era", s)))
 
     comp = _fig1_row("composition", "The composition keeps the standard model's accuracy and ERA's robustness",
                      "composition 100% natural, 98.4% robust vs L_std 91.1% robust", 0.984 - 0.911,
