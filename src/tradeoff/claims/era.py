@@ -10,7 +10,7 @@ from .records import aligned, cid, clean_correct, col, pct, seeds_note
 from .table import Row
 
 PAPER = "Merkli et al. 2023 (ERA)"
-FIG1 = "Merkli et al. 2023, Figure 1 (three Gaussian classes, Appendix A.2)"
+FIG1 = "Merkli et al. 2023, Figure 1 and Appendix A.2"
 FIG1_SETTING = "three 2-D Gaussian classes, one of them rare; L_std, L_TRADES, L_ERA"
 TABLE1 = "Merkli et al. 2023, abstract and Table 1"
 G3 = "gauss3-{}"

@@ -127,7 +127,7 @@ def prob_vs_logit(ctx: Context) -> list[Row]:
         row = Row(cid("mixing-prob-vs-logit", t), PAPER,
                   "Mixing probabilities gives more robust accuracy than mixing logits at equal clean accuracy",
                   "CIFAR-10, logits-vs-probabilities ablation", "probability mixing has the better trade-off",
-                  "Bai et al. 2023, Sec. 3 (why probabilities, not logits, are mixed)",
+                  "Bai et al. 2023, Sec. 3: why probabilities, not logits, are mixed",
                   f"{ctx.dataset} {t}, {len(prob)} probability and {len(logit)} logit mixtures of {o.standard} and "
                   f"{o.robust_base}, each against the other mode's curve at its clean accuracy")
         if not prob or not logit:
@@ -204,7 +204,7 @@ def lost_below_half(ctx: Context) -> list[Row]:
         row = Row(cid("mixing-lost-below-half", t), PAPER,
                   "Robustness is lost when the robust model's weight α is at most 1/2",
                   "α ∈ [1/2, 1] needed: a probability margin cannot exceed 1", "no robustness guarantee for α < 1/2",
-                  "Bai et al. 2023, Sec. 3 (Theorems 1 and 2 assume α ≥ 1/2)",
+                  "Bai et al. 2023, Sec. 3: Theorems 1 and 2 assume α ≥ 1/2",
                   f"{ctx.dataset} {t}, robust accuracy of {o.robust_base} minus that of the mixture with the largest "
                   "α ≤ 1/2")
         if not low:
@@ -241,7 +241,7 @@ def certifies_more(ctx: Context) -> list[Row]:
         row = Row(f"mixing-certifies-more-{name}", PAPER, f"The mixed classifier certifies more points than the "
                   f"robust model alone at ℓ2 radius {r:g}", "α ∈ [1/2, 1], a randomized-smoothing robust base model",
                   "the mixture inherits the robust model's certificate and adds the standard model's accuracy",
-                  "Bai et al. 2023, Sec. 3 (Theorem 2)",
+                  "Bai et al. 2023, Sec. 3, Theorem 2",
                   f"{ctx.dataset}, {name} mixed with {o.standard}: the α < 1 certifying most at r = {r:g} vs α = 1 "
                   "(Theorem 2 radii)")
         frame = ctx.recs.get(name, "certify-mixed", "none") if smoothed else None

@@ -13,7 +13,7 @@ from .stats import Evidence, proportion_interval
 from .table import OWN, Row
 
 PAPER = "Zhang et al. 2023 (certified probabilistic robustness)"
-ALGORITHM2 = "Zhang et al. 2023, Algorithm 2 and Theorem B.2 (as the OpenReview reviews quote them)"
+ALGORITHM2 = "Zhang et al. 2023, Algorithm 2 and Theorem B.2, as the OpenReview reviews quote them"
 
 
 def _prob(ctx: Context, classifier: str, t: str, seed: int) -> tuple[pd.DataFrame | None, str]:
@@ -43,7 +43,7 @@ def variance_vs_baselines(ctx: Context) -> list[Row]:
                       f"certified robust accuracy over {baseline}", "MNIST / SVHN / CIFAR, ℓ∞, κ = 0.01; baselines "
                       "include PGD training", "83.36% certified robust accuracy on average, above the baselines",
                       "Zhang et al. 2023, abstract", f"{ctx.dataset} {t}, {baseline} → {o.prob_trained}, "
-                      f"{_prob(ctx, o.prob_trained, t, 0)[1]} test, certified and correct{seeds_note(list(pairs))}",
+                      f"{_prob(ctx, o.prob_trained, t, ctx.recs.seeds()[0])[1]} test, certified and correct{seeds_note(list(pairs))}",
                       evidence=ev)
             if pairs:
                 b, a = means(pairs)
@@ -120,7 +120,7 @@ def sequential_error(ctx: Context) -> list[Row]:
                 ALGORITHM2, setting + f", a look every {o.naive_step} samples", kind="bound", section=OWN)
     ours = Row("prob-group-sequential-test", PAPER, "Our group-sequential test with α-spending certifies falsely "
                "at most α of the time", "the repair of Algorithm 2", "error ≤ α by the union bound over the looks",
-               "Lan & DeMets 1983 (α-spending) applied to Zhang et al. 2023, Algorithm 2", setting, kind="bound",
+               "Lan & DeMets 1983, α-spending, applied to Zhang et al. 2023, Algorithm 2", setting, kind="bound",
                section=OWN)
     try:
         naive = NaiveSequentialTest(o.kappa, o.alpha, o.n_max, step=o.naive_step)

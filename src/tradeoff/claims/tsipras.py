@@ -13,7 +13,7 @@ from .stats import Evidence, proportion_interval
 from .table import OWN, Row
 
 PAPER = "Tsipras et al. 2019"
-FIG1 = "Tsipras et al. 2019, Sec. 2 and Figure 1 (standard accuracy of models trained at growing ε)"
+FIG1 = "Tsipras et al. 2019, Sec. 2, Figure 1: standard accuracy of models trained at growing ε"
 
 
 def at_lowers_accuracy(ctx: Context) -> list[Row]:
