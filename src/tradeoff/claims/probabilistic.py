@@ -43,7 +43,8 @@ def variance_vs_baselines(ctx: Context) -> list[Row]:
                       f"certified robust accuracy over {baseline}", "MNIST / SVHN / CIFAR, ℓ∞, κ = 0.01; baselines "
                       "include PGD training", "83.36% certified robust accuracy on average, above the baselines",
                       "Zhang et al. 2023, abstract", f"{ctx.dataset} {t}, {baseline} → {o.prob_trained}, "
-                      f"{_prob(ctx, o.prob_trained, t, ctx.recs.seeds()[0])[1]} test, certified and correct{seeds_note(list(pairs))}",
+                      f"{_prob(ctx, o.prob_trained, t, ctx.recs.seeds()[0])[1]} test, certified and correct"
+                      f"{seeds_note(list(pairs))}",
                       evidence=ev)
             if pairs:
                 b, a = means(pairs)
