@@ -1,6 +1,9 @@
-"""The claims table: statistics, verdicts that follow the records, and missing records."""
+"""The claims table: statistics, verdicts that follow the evidence, Holm's correction, seeds, missing records."""
 
 from __future__ import annotations
+
+import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -10,14 +13,22 @@ from tradeoff.claims import (
     CLAIM_COLUMNS,
     VERDICTS,
     ClaimOptions,
+    Evidence,
     bootstrap_interval,
     claims_frame,
     decide,
     evaluate_claims,
+    holm,
+    magnitude,
+    mcnemar_min_pvalue,
     mcnemar_pvalue,
     proportion_interval,
+    read_choices,
+    render_choices,
     render_markdown,
 )
+from tradeoff.claims.mixing import equal_clean_advantage
+from tradeoff.claims.table import inconsistent
 from tradeoff.io import write_records
 
 N = 360
@@ -43,27 +54,74 @@ def first(k: int, n: int = N) -> np.ndarray:
 
 
 def rows_by_id(rows: list[dict]) -> dict[str, dict]:
+    assert not inconsistent(rows), inconsistent(rows)  # every table a test builds: verdicts follow the intervals
     return {r["id"]: r for r in rows}
+
+
+def verdict(recs: dict, cid: str, summary: pd.DataFrame | None = None) -> dict:
+    return rows_by_id(evaluate_claims(recs, summary, FAST))[cid]
 
 
 # -------------------------------------------------------------------------------------------- statistics
 
 
-def test_decide_follows_the_interval_and_the_sign() -> None:
-    assert decide(0.05, (0.01, 0.09)) == "reproduced"
-    assert decide(0.05, (-0.01, 0.09)) == "same direction, not significant"
-    assert decide(-0.02, (-0.05, 0.01)) == "not reproduced"
-    assert decide(0.0, (-0.01, 0.01)) == "not reproduced"
-    assert decide(-0.05, (-0.09, -0.01), direction=-1) == "reproduced"
-    assert decide(0.05, (0.01, 0.09), pvalue=0.2) == "same direction, not significant"  # McNemar must agree
-    assert set(VERDICTS) == {"reproduced", "same direction, not significant", "not reproduced", "not testable"}
+def ev(estimate: float, lo: float, hi: float, p: float = 0.001, min_p: float = 0.0) -> Evidence:
+    return Evidence(estimate, (lo, hi), p, min_p, (estimate,))
+
+
+def test_verdicts_follow_the_interval_the_adjusted_p_and_the_design() -> None:
+    assert decide(ev(0.05, 0.01, 0.09)) == "reproduced"
+    assert decide(ev(-0.05, -0.09, -0.01)) == "contradicted"  # excludes 0 in the wrong direction
+    assert decide(ev(-0.05, -0.09, -0.01), direction=-1) == "reproduced"
+    assert decide(ev(0.05, -0.01, 0.09, p=0.2)) == "inconclusive"  # covers 0: never a verdict on the sign
+    assert decide(ev(-0.02, -0.05, 0.01, p=0.3)) == "inconclusive"
+    assert decide(ev(0.05, 0.01, 0.09), adjusted=0.2) == "inconclusive"  # significant only before Holm
+    assert decide(ev(0.0, 0.0, 0.0, p=1.0, min_p=0.125)) == "not testable"  # 4 points could differ at most
+    assert decide(ev(0.05, 0.01, 0.09, min_p=0.06)) == "not testable"
+    assert decide(None) == "not testable"
+    assert decide(ev(0.02, -0.01, 0.05), kind="bound") == "consistent"
+    assert decide(ev(-0.05, -0.08, -0.02), kind="bound") == "contradicted"
+    assert decide(ev(-0.05, -0.08, -0.02, p=0.3), kind="bound") == "consistent"  # not beyond sampling error
+    assert decide(ev(0.04, 0.01, 0.07), kind="equal") == "contradicted"
+    assert set(VERDICTS) == {"reproduced", "contradicted", "inconclusive", "not testable", "consistent"}
+
+
+def test_smallest_attainable_mcnemar_p() -> None:
+    assert mcnemar_min_pvalue(4) == pytest.approx(0.125)
+    assert mcnemar_min_pvalue(5) == pytest.approx(0.0625) and mcnemar_min_pvalue(6) < 0.05
+    for k in range(1, 9):  # reached when all k pairs are discordant one way
+        assert mcnemar_pvalue(np.ones(k), np.zeros(k)) == pytest.approx(mcnemar_min_pvalue(k))
+
+
+def test_holm_matches_a_hand_computation() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4·0.005, 3·0.01, 2·0.03, max(0.06, 1·0.04)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    out = holm([0.01, float("nan"), 0.02])  # NaN is not in the family: m = 2
+    assert out[0] == pytest.approx(0.02) and np.isnan(out[1]) and out[2] == pytest.approx(0.02)
+    assert holm([0.01, 0.5]) == pytest.approx([0.02, 0.5]) and holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+def test_holm_equals_closed_testing_with_bonferroni() -> None:
+    # Holm is the closed-testing shortcut: p_adj(i) = max over sets J ∋ i of min(1, |J| · min_{j∈J} p_j)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        p = rng.uniform(0, 0.2, 6)
+        ref = [max(min(1.0, len(J) * min(p[list(J)])) for k in range(1, 7)
+                   for J in itertools.combinations(range(6), k) if i in J) for i in range(6)]
+        assert holm(p) == pytest.approx(ref)
+
+
+def test_holm_controls_the_family_wise_error_by_simulation() -> None:
+    rng = np.random.default_rng(1)
+    rejected = [min(holm(rng.uniform(size=20))) < 0.05 for _ in range(4000)]
+    assert np.mean(rejected) <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 4000)
 
 
 def test_mcnemar_counts_only_discordant_pairs() -> None:
     a = np.r_[np.ones(50), np.zeros(50)]
     assert mcnemar_pvalue(a, a) == 1.0
     b = a.copy()
-    b[:10] = 0  # 10 discordant pairs, all one way: p = 2 / 2**10
+    b[:10] = 0
     assert mcnemar_pvalue(a, b) == pytest.approx(2 / 2**10)
 
 
@@ -71,81 +129,72 @@ def test_exact_interval_covers_by_simulation() -> None:
     rng = np.random.default_rng(0)
     for p, n in ((0.3, 50), (0.97, 360)):
         hits = [lo <= p <= hi for lo, hi in (proportion_interval(int(k), n) for k in rng.binomial(n, p, 400))]
-        assert np.mean(hits) >= 0.93  # exact intervals are conservative: >= 95% up to simulation noise
+        assert np.mean(hits) >= 0.93
 
 
 def test_paired_bootstrap_interval_covers_by_simulation() -> None:
-    # paired 0/1 outcomes with a true difference of 5 points and correlated errors
     rng = np.random.default_rng(1)
     hits = []
     for sim in range(150):
         u = rng.random(N)
-        a, b = (u < 0.85).astype(float), (u < 0.80).astype(float)
-        d = a - b
+        d = (u < 0.85).astype(float) - (u < 0.80).astype(float)
         lo, hi = bootstrap_interval(lambda idx, d=d: d[idx].mean(axis=1), N, seed=sim, resamples=400)
         hits.append(lo <= 0.05 <= hi)
     assert np.mean(hits) >= 0.88
 
 
+def test_magnitude_note() -> None:
+    assert magnitude(0.616, 0.028) == "same direction, 22× smaller"
+    assert magnitude(0.07, -0.01) == "opposite direction"
+    assert magnitude(0.1, 0.11) == "same direction, similar size"
+    assert magnitude(0.02, 0.05) == "same direction, 2.5× larger"
+    assert magnitude(None, 0.03).startswith("the paper gives no number")
+
+
 # ------------------------------------------------------------------------------------ verdicts from records
 
 
-def test_adversarial_training_claim_flips_with_the_records() -> None:
+def test_adversarial_training_claim_follows_the_records() -> None:
     std = attack(first(350), np.zeros(N, bool))
-    robust = attack(first(310), first(80))  # 40 points fewer right clean, all of them right for standard
-    rows = rows_by_id(evaluate_claims({("standard", "worst", T): std, ("pgd_at", "worst", T): robust},
-                                      options=FAST))
-    row = rows[f"tsipras-at-lowers-accuracy-pgd_at-{T}"]
+    cid = f"tsipras-at-lowers-accuracy-pgd_at-{T}"
+    row = verdict({("standard", "worst", T): std, ("pgd_at", "worst", T): attack(first(310), first(80))}, cid)
     assert row["verdict"] == "reproduced" and "97.2%" in row["our_value"] and "86.1%" in row["our_value"]
-    # the same robust model, but now as accurate as the standard one on all but 2 points
-    rows = rows_by_id(evaluate_claims({("standard", "worst", T): std, ("pgd_at", "worst", T): attack(first(348),
-                                       first(80))}, options=FAST))
-    assert rows[f"tsipras-at-lowers-accuracy-pgd_at-{T}"]["verdict"] == "same direction, not significant"
-    rows = rows_by_id(evaluate_claims({("standard", "worst", T): std, ("pgd_at", "worst", T): attack(first(355),
-                                       first(80))}, options=FAST))
-    assert rows[f"tsipras-at-lowers-accuracy-pgd_at-{T}"]["verdict"] == "not reproduced"
+    assert row["seeds"] == "1 seed" and row["p_holm"] != "–"
+    row = verdict({("standard", "worst", T): std, ("pgd_at", "worst", T): attack(first(348), first(80))}, cid)
+    assert row["verdict"] == "inconclusive" and "claimed sign" in row["reason"]
+    # the adversarially trained model is significantly MORE accurate: the claim is contradicted
+    row = verdict({("standard", "worst", T): attack(first(300), first(0)),
+                   ("pgd_at", "worst", T): attack(first(350), first(80))}, cid)
+    assert row["verdict"] == "contradicted"
+
+
+def test_a_claim_pools_over_training_seeds() -> None:
+    std = attack(first(350), first(0))
+    recs = {("standard", "worst", T, s): std for s in range(3)}
+    for s, k in enumerate((310, 318, 305)):
+        recs[("pgd_at", "worst", T, s)] = attack(first(k), first(80))
+    row = verdict(recs, f"tsipras-at-lowers-accuracy-pgd_at-{T}")
+    assert row["verdict"] == "reproduced" and row["seeds"].startswith("3 seeds: +8.9 points to +12.5")
+    assert "seeds and test points" in row["reason"] and "training seeds 0, 1, 2" in row["our_setting"]
+    # seeds that disagree in sign: the pooled interval carries the seed-to-seed spread and covers 0
+    recs[("pgd_at", "worst", T, 1)] = attack(first(359), first(80))
+    recs[("pgd_at", "worst", T, 2)] = attack(first(358), first(80))
+    recs[("standard", "worst", T, 0)] = attack(first(340), first(0))
+    assert verdict(recs, f"tsipras-at-lowers-accuracy-pgd_at-{T}")["verdict"] == "inconclusive"
 
 
 def test_eps_trend_needs_two_budgets() -> None:
-    recs = {("standard", "worst", "linf-0.1"): attack(first(350), first(0)),
-            ("pgd_at", "worst", "linf-0.1"): attack(first(345), first(250)),
+    recs = {("pgd_at", "worst", "linf-0.1"): attack(first(345), first(250)),
             ("pgd_at", "worst", T): attack(first(310), first(80))}
-    row = rows_by_id(evaluate_claims(recs, options=FAST))["tsipras-eps-trend-pgd_at"]
+    row = verdict(recs, "tsipras-eps-trend-pgd_at")
     assert row["verdict"] == "reproduced" and "linf-0.1 vs linf-0.3" in row["our_setting"]
+    assert "Figure 1" in row["source"] and "Theorem" not in row["source"]
     del recs[("pgd_at", "worst", "linf-0.1")]
-    row = rows_by_id(evaluate_claims(recs, options=FAST))["tsipras-eps-trend-pgd_at"]
+    row = verdict(recs, "tsipras-eps-trend-pgd_at")
     assert row["verdict"] == "not testable" and "at least 2" in row["reason"]
 
 
-def _mixing_records(above: bool) -> dict:
-    recs = {("standard", "worst", T): attack(first(355), first(0)),
-            ("pgd_at", "worst", T): attack(first(310), first(90))}
-    # the chord from (86.1%, 25%) to (98.6%, 0%); mixtures at clean 95% / 97.5%: chord 7.2% / 2.2%
-    for alpha, clean, rob_above, rob_below in ((0.9, 342, 80, 10), (0.8, 351, 60, 0)):
-        recs[(f"mix-prob-{alpha:g}", "worst", T)] = attack(first(clean), first(rob_above if above else rob_below))
-    return recs
-
-
-def test_mixing_chord_claim_flips_with_the_records() -> None:
-    row = rows_by_id(evaluate_claims(_mixing_records(True), options=FAST))[f"mixing-above-chord-{T}"]
-    assert row["verdict"] == "reproduced"
-    row = rows_by_id(evaluate_claims(_mixing_records(False), options=FAST))[f"mixing-above-chord-{T}"]
-    assert row["verdict"] == "not reproduced"
-
-
-def test_probability_vs_logit_mixing() -> None:
-    recs = _mixing_records(True)
-    recs[("mix-logit-0.9", "worst", T)] = attack(first(342), first(5))
-    recs[("mix-logit-0.8", "worst", T)] = attack(first(351), first(1))
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"mixing-prob-vs-logit-{T}"]["verdict"] == "reproduced"
-    recs[("mix-logit-0.9", "worst", T)] = attack(first(342), first(120))
-    recs[("mix-logit-0.8", "worst", T)] = attack(first(351), first(100))
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"mixing-prob-vs-logit-{T}"]["verdict"] == "not reproduced"
-
-
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-# (clean, robust) counts of 360 per α: probability mixing keeps h's robustness (concave, above the chord from
-# h (310, 90) to g (355, 0)); logit mixing loses it early (below the chord)
 PROB = ((352, 20), (350, 35), (347, 50), (342, 65), (333, 78), (325, 85))
 LOGIT = ((353, 1), (351, 3), (348, 6), (343, 12), (335, 25), (327, 40))
 
@@ -161,244 +210,264 @@ def _sweep(prob=PROB, logit=LOGIT, modes=("prob", "logit")) -> dict:
 
 
 def test_equal_clean_advantage_interpolates_each_mode_on_the_other() -> None:
-    from tradeoff.claims import _equal_clean_advantage
-
     base_c, base_r = [0.86, 0.986], [0.25, 0.0]
     pc, pr = np.array([*base_c, 0.95]), np.array([*base_r, 0.20])
     lc, lr = np.array([*base_c, 0.95, 0.97]), np.array([*base_r, 0.05, 0.01])
-    est, k = _equal_clean_advantage(pc, pr, np.array([0, 0, 1], bool), lc, lr, np.array([0, 0, 1, 1], bool))
-    # prob at 0.95 vs the logit node there: +0.15; logit at 0.95: +0.15; logit at 0.97 vs the probability curve
-    # between (0.95, 0.20) and (0.986, 0): 0.2·(0.986 − 0.97)/0.036 − 0.01
+    est, k = equal_clean_advantage(pc, pr, np.array([0, 0, 1], bool), lc, lr, np.array([0, 0, 1, 1], bool))
     assert k == 3
     assert est == pytest.approx((0.15 + 0.15 + 0.2 * 0.016 / 0.036 - 0.01) / 3)
 
 
 def test_mixing_claims_over_a_sweep_of_alphas_in_both_modes() -> None:
     rows = rows_by_id(evaluate_claims(_sweep(), options=FAST))
-    chord, modes = rows[f"mixing-above-chord-{T}"], rows[f"mixing-prob-vs-logit-{T}"]
-    assert chord["verdict"] == "reproduced" and "6 weights α" in chord["our_setting"]
-    assert modes["verdict"] == "reproduced" and "mean over 12 mixtures" in modes["our_value"]
-    assert "6 probability and 6 logit" in modes["our_setting"] and "robust = worst" in modes["our_setting"]
-    # the modes swapped: the logit curve is now the better one, and the probability mixtures lie below the chord
+    assert rows[f"mixing-above-chord-{T}"]["verdict"] == "reproduced"
+    assert rows[f"mixing-prob-vs-logit-{T}"]["verdict"] == "reproduced"
+    assert "6 probability and 6 logit" in rows[f"mixing-prob-vs-logit-{T}"]["our_setting"]
+    # α = 0.5 keeps 20 of h's 90 robust points: robustness is lost at α ≤ 1/2
+    lost = rows[f"mixing-lost-below-half-{T}"]
+    assert lost["verdict"] == "reproduced" and "α = 0.5" in lost["our_setting"]
     rows = rows_by_id(evaluate_claims(_sweep(prob=LOGIT, logit=PROB), options=FAST))
-    assert rows[f"mixing-prob-vs-logit-{T}"]["verdict"] == "not reproduced"
-    assert rows[f"mixing-above-chord-{T}"]["verdict"] == "not reproduced"
-
-
-def test_the_chord_is_not_extrapolated_beyond_the_base_models() -> None:
-    # a mixture more accurate than g and as robust as g (0%): on the chord's flat extension, not above it
-    recs = _sweep(modes=())
-    recs[("mix-prob-0.5", "worst", T)] = attack(first(358), first(0))
-    row = rows_by_id(evaluate_claims(recs, options=FAST))[f"mixing-above-chord-{T}"]
-    assert row["verdict"] == "not reproduced" and "+0.0 points" in row["our_value"]
-
-
-def test_a_difference_the_points_cannot_resolve_is_not_significant() -> None:
-    # the same curve in both modes, except that the probability mixture at α = 0.7 keeps one more point
-    prob = tuple((c, r + (k == 2)) for k, (c, r) in enumerate(PROB))
-    row = rows_by_id(evaluate_claims(_sweep(prob=prob, logit=PROB), options=FAST))[f"mixing-prob-vs-logit-{T}"]
-    assert row["verdict"] == "same direction, not significant" and "cannot tell" in row["reason"]
-    row = rows_by_id(evaluate_claims(_sweep(prob=PROB, logit=PROB), options=FAST))[f"mixing-prob-vs-logit-{T}"]
-    assert row["verdict"] == "not reproduced" and "+0.0 points" in row["our_value"]
+    assert rows[f"mixing-prob-vs-logit-{T}"]["verdict"] == "contradicted"
+    chord = rows[f"mixing-above-chord-{T}"]  # below the chord, but not significantly after Holm's correction
+    assert chord["verdict"] == "inconclusive" and "not after Holm" in chord["reason"]
 
 
 def test_prob_vs_logit_is_not_testable_with_one_mode() -> None:
-    rows = rows_by_id(evaluate_claims(_sweep(modes=("prob",)), options=FAST))
-    row = rows[f"mixing-prob-vs-logit-{T}"]
+    row = verdict(_sweep(modes=("prob",)), f"mixing-prob-vs-logit-{T}")
     assert row["verdict"] == "not testable" and "only one mixing mode" in row["reason"]
-    assert "mix-logit-<α>" in row["reason"]
-    assert rows[f"mixing-above-chord-{T}"]["verdict"] == "reproduced"  # (a) needs the probability mode only
-    # logit mixtures at another threat only do not make the comparison testable at this one
-    recs = _sweep(modes=("prob",))
-    recs[("mix-logit-0.7", "worst", "linf-0.1")] = attack(first(348), first(6))
-    rows = rows_by_id(evaluate_claims(recs, options=FAST))
-    assert rows[f"mixing-prob-vs-logit-{T}"]["verdict"] == "not testable"
 
 
-def test_mixnet_against_the_fixed_weight_curve() -> None:
-    recs = _mixing_records(False)  # curve: (86.1%, 25%), (95%, 2.8%), (97.5%, 0%), (98.6%, 0%)
-    recs[("mixnet", "adaptive", T)] = attack(first(342), first(60))  # 16.7% robust at 95% clean
-    row = rows_by_id(evaluate_claims(recs, options=FAST))[f"mixnet-vs-fixed-{T}"]
-    assert row["verdict"] == "reproduced" and "adaptive" in row["our_setting"]
-    recs[("mixnet", "worst", T)] = attack(first(342), first(2))  # the worst case is preferred to adaptive
-    row = rows_by_id(evaluate_claims(recs, options=FAST))[f"mixnet-vs-fixed-{T}"]
-    assert row["verdict"] == "not reproduced" and "worst" in row["our_setting"]
-
-
-def test_claims_only_at_the_threats_a_stage_ran() -> None:
-    recs = _mixing_records(True)
-    recs[("standard", "worst", "linf-0.1")] = attack(first(350), first(10))
-    ids = {r["id"] for r in evaluate_claims(recs, options=FAST)}
-    assert f"mixing-above-chord-{T}" in ids and "mixing-above-chord-linf-0.1" not in ids
-    assert "mixnet-vs-fixed" in ids  # no mixnet record anywhere: one not-testable row
-
-
-def test_mcnemar_downgrades_a_bootstrap_interval_built_on_few_points() -> None:
-    std = attack(first(350), first(0))
-    robust = attack(first(345), first(80))  # 5 discordant points, all in the claimed direction
-    row = rows_by_id(evaluate_claims({("standard", "worst", T): std, ("pgd_at", "worst", T): robust},
-                                     options=FAST))[f"tsipras-at-lowers-accuracy-pgd_at-{T}"]
-    assert row["verdict"] == "same direction, not significant" and "too few points differ" in row["reason"]
-
-
-def test_mixed_certified_radii_claim() -> None:
-    def mixed(certified: int) -> pd.DataFrame:
-        rows = []
-        for a in (0.5, 0.8, 1.0):
-            ok = first(certified if a > 0.5 else 0, 100)
-            rows.append(pd.DataFrame({"index": np.arange(100), "label": 1, "alpha": a,
-                                      "prediction": np.where(ok, 1, -1),
-                                      "radius_rs": np.where(ok, 0.3, 0.0), "radius_lipschitz": np.where(ok, 0.1, 0.0)}))
-        return pd.concat(rows, ignore_index=True)
-
-    rows = rows_by_id(evaluate_claims({("gauss_aug-0.25", "certify-mixed", "none"): mixed(40)}, options=FAST))
-    assert rows["mixing-certified-radii-rs"]["verdict"] == "reproduced"
-    assert rows["mixing-certified-radii-lipschitz"]["verdict"] == "reproduced"
-    rows = rows_by_id(evaluate_claims({("gauss_aug-0.25", "certify-mixed", "none"): mixed(0)}, options=FAST))
-    assert rows["mixing-certified-radii-rs"]["verdict"] == "not reproduced"
-
-
-def test_era_branch_comparison() -> None:
-    recs = {("era-composite", "composite", T): _composite(first(355), first(150)),
-            ("era-composite-trades", "composite", T): _composite(first(355), first(100))}
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"era-branch-vs-trades-{T}"]["verdict"] == "reproduced"
-    recs[("era-composite-trades", "composite", T)] = _composite(first(355), first(152))
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"era-branch-vs-trades-{T}"]["verdict"] == "not reproduced"
-
-
-def test_confidence_gap_from_margin_records() -> None:
+def _margins(adv_margin_ok: float) -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    clean_ok, adv_ok = first(330), first(90)
-    frame = pd.DataFrame({"index": np.arange(N), "label": 0, "clean_prediction": 0,
-                          "clean_correct": clean_ok.astype(int),
-                          "clean_margin": np.where(clean_ok, 0.9, rng.uniform(0.1, 0.5, N)), "adv_prediction": 0,
-                          "adv_correct": adv_ok.astype(int),
-                          "adv_margin": np.where(adv_ok, rng.uniform(0.6, 0.9, N), 0.1), "perturbation": 0.3})
-    row = rows_by_id(evaluate_claims({("pgd_at", "confidence", T): frame}, options=FAST))[f"mixing-confidence-gap-{T}"]
-    assert row["verdict"] == "reproduced" and "0.767" in row["paper_value"]
-    frame["adv_margin"] = np.where(adv_ok, 0.05, 0.1)
-    row = rows_by_id(evaluate_claims({("pgd_at", "confidence", T): frame}, options=FAST))[f"mixing-confidence-gap-{T}"]
-    assert row["verdict"] == "not reproduced"
+    clean_ok = first(330)
+    return pd.DataFrame({"index": np.arange(N), "label": 0, "clean_correct": clean_ok.astype(int),
+                         "clean_margin": np.where(clean_ok, 0.9, rng.uniform(0.1, 0.5, N)),
+                         "adv_correct": first(200).astype(int), "adv_margin": np.where(first(200), adv_margin_ok, 0.1)})
 
 
-def _composite(correct: np.ndarray, robust_accurate: np.ndarray) -> pd.DataFrame:
+def test_confidence_gap_uses_the_worst_case_attack() -> None:
+    recs = {("pgd_at", "confidence", T): _margins(0.8), ("pgd_at", "worst", T): attack(first(330), first(90))}
+    row = verdict(recs, f"mixing-confidence-gap-{T}")
+    # right under the worst case: 90 points (not PGD-20's 200)
+    assert row["verdict"] == "reproduced" and "(n = 90)" in row["our_value"] and "worst" in row["our_setting"]
+    assert row["paper_effect"] == "+0.333" and "Table I" in row["source"]
+    recs[("pgd_at", "confidence", T)] = _margins(0.05)
+    assert verdict(recs, f"mixing-confidence-gap-{T}")["verdict"] == "contradicted"
+
+
+def test_mixnet_against_the_curve_and_its_alpha() -> None:
+    recs = {("standard", "worst", T): attack(first(355), first(0)),
+            ("pgd_at", "worst", T): attack(first(310), first(90)),
+            ("mix-prob-0.9", "worst", T): attack(first(342), first(10)),
+            ("mix-prob-0.8", "worst", T): attack(first(351), first(0))}
+    recs[("mixnet", "worst", T)] = attack(first(342), first(60))
+    row = verdict(recs, f"mixnet-vs-fixed-{T}")
+    assert row["verdict"] == "reproduced" and "RobustBench" not in row["paper_value"].split(";")[0]
+    frame = attack(first(342), first(60))
+    frame["alpha_clean"], frame["alpha_adaptive"] = 0.92, np.where(first(200), 0.99, 0.92)
+    recs[("mixnet", "adaptive", T)] = frame
+    assert verdict(recs, f"mixnet-raises-alpha-{T}")["verdict"] == "reproduced"
+    frame["alpha_adaptive"] = 0.92
+    assert verdict(recs, f"mixnet-raises-alpha-{T}")["verdict"] == "not testable"  # no variation at all
+
+
+def _robustness(correct: np.ndarray, robust: np.ndarray, n: int = N, label: np.ndarray | None = None) -> pd.DataFrame:
+    correct, robust = np.asarray(correct, bool), np.asarray(robust, bool)
+    return pd.DataFrame({"index": np.arange(n), "label": 0 if label is None else label, "correct": correct.astype(int),
+                         "robust": robust.astype(int), "robust_accurate": (correct & robust).astype(int),
+                         "robust_inaccurate": (~correct & robust).astype(int)})
+
+
+def test_robust_inaccuracy_with_two_misclassified_points_is_not_testable() -> None:
+    wrong_two = ~first(2)[::-1]  # the last 2 points misclassified, robust
+    recs = {("era", "robustness", T): _robustness(wrong_two, np.ones(N)),
+            ("trades", "robustness", T): _robustness(wrong_two, np.ones(N))}
+    row = verdict(recs, f"era-robust-inaccuracy-{T}")
+    assert row["verdict"] == "not testable" and "allow is 0.5" in row["reason"]  # 2 points: at best p = 2·2^-2
+    recs = {("era", "robustness", T): _robustness(first(300), first(300)),
+            ("trades", "robustness", T): _robustness(first(300), np.ones(N))}
+    assert verdict(recs, f"era-robust-inaccuracy-{T}")["verdict"] == "reproduced"
+
+
+def _composite(correct: np.ndarray, robust_accurate: np.ndarray, inaccurate: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"index": np.arange(N), "label": 0, "selected": robust_accurate.astype(int),
                          "correct": correct.astype(int), "robust_accurate": (robust_accurate & correct).astype(int),
-                         "robust_inaccurate": 0})
+                         "robust_inaccurate": (~correct & first(N - 355 + inaccurate)[::-1]).astype(int)})
 
 
-def test_era_composite_gain_and_clean_cost() -> None:
-    std = attack(first(355), first(0))
-    recs = {("standard", "worst", T): std, ("era-composite", "composite", T): _composite(first(355), first(120))}
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"era-composite-gain-{T}"]["verdict"] == "reproduced"
-    recs[("era-composite", "composite", T)] = _composite(first(320), first(120))  # 35 points of clean accuracy lost
-    row = rows_by_id(evaluate_claims(recs, options=FAST))[f"era-composite-gain-{T}"]
-    assert row["verdict"] == "not reproduced" and "clean" in row["reason"]
+def test_era_composite_gain_its_size_and_clean_cost() -> None:
+    recs = {("standard", "worst", T): attack(first(355), first(0)),
+            ("era-composite", "composite", T): _composite(first(355), first(20))}
+    rows = rows_by_id(evaluate_claims(recs, options=FAST))
+    gain = rows[f"era-composite-gain-{T}"]
+    assert gain["verdict"] == "reproduced" and gain["paper_effect"] == "+61.6 points"
+    assert gain["magnitude"] == "same direction, 11× smaller"
+    assert rows[f"era-composite-clean-cost-{T}"]["verdict"] == "consistent"
+    recs[("era-composite", "composite", T)] = _composite(first(320), first(120))
+    assert verdict(recs, f"era-composite-clean-cost-{T}")["verdict"] == "contradicted"
 
 
-def test_robust_inaccuracy_claim() -> None:
-    def rob(inacc: int) -> pd.DataFrame:
-        return pd.DataFrame({"index": np.arange(N), "label": 0, "correct": 1, "robust_accurate": 0,
-                             "robust_inaccurate": first(inacc).astype(int)})
+def test_era_branch_is_judged_by_robust_inaccuracy() -> None:
+    recs = {("era-composite", "composite", T): _composite(first(300), first(150), inaccurate=0),
+            ("era-composite-trades", "composite", T): _composite(first(300), first(150), inaccurate=40)}
+    row = verdict(recs, f"era-branch-vs-trades-{T}")
+    assert row["verdict"] == "reproduced" and "Figure 1" in row["source"]
 
-    recs = {("era", "robustness", T): rob(3), ("trades", "robustness", T): rob(40)}
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"era-robust-inaccuracy-{T}"]["verdict"] == "reproduced"
-    recs[("era", "robustness", T)] = rob(45)
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"era-robust-inaccuracy-{T}"]["verdict"] == "not reproduced"
+
+def test_era_figure_one_on_the_toy() -> None:
+    n, label = 500, np.where(np.arange(500) < 20, 2, np.arange(500) % 2)  # class 2 is rare
+    rare = label == 2
+    recs = {("gauss3-standard", "robustness", "none"): _robustness(np.ones(n), ~first(60, n), n, label),
+            ("gauss3-trades", "robustness", "none"): _robustness(~rare, np.ones(n), n, label),
+            ("gauss3-era", "robustness", "none"): _robustness(~rare, ~rare, n, label)}
+    rows = rows_by_id(evaluate_claims(recs, options=FAST))
+    assert rows["era-fig1-standard"]["verdict"] == "reproduced"
+    trades = rows["era-fig1-trades"]
+    assert trades["verdict"] == "reproduced" and "100.0% of TRADES" in trades["our_value"]
+    assert rows["era-fig1-era"]["verdict"] == "reproduced"
+    comp = rows["era-fig1-composition"]
+    assert comp["verdict"] == "reproduced" and "natural 100.0%" in comp["our_value"]
 
 
 def _prob(certified: int, samples: int, n: int = 120) -> pd.DataFrame:
     ok = first(certified, n)
     return pd.DataFrame({"index": np.arange(n), "label": 1, "reference": 1,
-                         "outcome": np.where(ok, "robust", "not_robust"), "successes": 0,
-                         "samples": samples, "samples_drawn": 1000, "counts": "", "seconds": 0.1})
+                         "outcome": np.where(ok, "robust", "not_robust"), "samples": samples})
 
 
-def test_probabilistic_claims() -> None:
+def test_probabilistic_claims_and_our_checks_of_the_test() -> None:
     recs = {("variance", "certify-prob-sequential", T): _prob(100, 469),
             ("standard", "certify-prob-sequential", T): _prob(60, 469),
+            ("pgd_at", "certify-prob-sequential", T): _prob(98, 469),
             ("standard", "certify-prob-fixed", T): _prob(60, 1000)}
     rows = rows_by_id(evaluate_claims(recs, options=FAST))
     assert rows[f"prob-variance-vs-standard-{T}"]["verdict"] == "reproduced"
-    assert rows["prob-sequential-fewer-samples"]["verdict"] == "reproduced"
-    assert "531 fewer" in rows["prob-sequential-fewer-samples"]["our_value"]
-    naive = rows["prob-naive-test"]
-    assert naive["verdict"] == "reproduced", naive
-    recs[("variance", "certify-prob-sequential", T)] = _prob(58, 469)
-    assert rows_by_id(evaluate_claims(recs, options=FAST))[f"prob-variance-vs-standard-{T}"]["verdict"] != "reproduced"
+    assert rows[f"prob-variance-vs-pgd_at-{T}"]["verdict"] == "inconclusive"  # 2 points differ
+    assert rows["prob-sequential-fewer-samples"]["section"] == "own"
+    assert rows["prob-sequential-fewer-samples"]["our_effect"] == "+531 samples"
+    per_look, ours = rows["prob-per-look-test"], rows["prob-group-sequential-test"]
+    assert per_look["verdict"] == "contradicted" and per_look["section"] == "own"  # error > α, Theorem B.2 fails
+    assert ours["verdict"] == "consistent"
 
 
-def test_tsipras_closed_forms_and_bound() -> None:
-    # one linear model whose standard / robust accuracy are 0.95 / 0.95 in closed form (the robust classifier)
-    clean, rob = first(342), first(342)
-    exact = pd.DataFrame({"index": np.arange(N), "label": 1, "clean_prediction": 1, "clean_correct": clean.astype(int),
-                          "prediction": 1, "correct": rob.astype(int), "perturbation": 0.0, "margin": 1.0})
-    summary = pd.DataFrame([
-        {"dataset": "tsipras", "classifier": "tsipras-robust", "evaluation": "theory", "norm": "", "eps": 0.0,
-         "metric": "accuracy", "value": 0.95, "n": 0},
-        {"dataset": "tsipras", "classifier": "tsipras-robust", "evaluation": "theory", "norm": "Linf", "eps": 0.3,
-         "metric": "accuracy", "value": 0.95, "n": 0},
-        {"dataset": "tsipras", "classifier": "tsipras-robust", "evaluation": "theory", "norm": "Linf", "eps": 0.3,
-         "metric": "robust_bound", "value": 0.95, "n": 0}])  # p/(1-p) (1 - 0.95) with p = 0.95
-    rows = rows_by_id(evaluate_claims({("tsipras-robust", "exact", T): exact}, summary, FAST))
-    assert rows["tsipras-closed-forms"]["verdict"] == "reproduced"
-    assert rows["tsipras-theorem-2.1"]["verdict"] == "reproduced"
-    summary.loc[1, "value"] = 0.80  # a closed form 15 points off the records
-    rows = rows_by_id(evaluate_claims({("tsipras-robust", "exact", T): exact}, summary, FAST))
-    assert rows["tsipras-closed-forms"]["verdict"] == "not reproduced"
-    # a model far above the bound: standard 99% with robust 60% where p/(1-p)(1 - 0.99) = 19%
-    exact["clean_correct"], exact["correct"] = first(357).astype(int), first(216).astype(int)
-    rows = rows_by_id(evaluate_claims({("tsipras-robust", "exact", T): exact}, summary, FAST))
-    assert rows["tsipras-theorem-2.1"]["verdict"] == "not reproduced"
+def _exact(clean: int, robust: int) -> pd.DataFrame:
+    return pd.DataFrame({"index": np.arange(N), "label": 1, "clean_correct": first(clean).astype(int),
+                         "correct": first(robust).astype(int)})
 
 
-def test_randomized_smoothing_claims() -> None:
-    def rs(correct: int, radius: float) -> pd.DataFrame:
-        ok = first(correct, 120)
-        return pd.DataFrame({"index": np.arange(120), "label": 1, "prediction": np.where(ok, 1, -1),
-                             "correct": ok.astype(int), "radius": np.where(ok, np.linspace(radius, 0.01, 120), 0.0)})
+def _theory(value_robust: float = 0.95) -> pd.DataFrame:
+    row = {"dataset": "tsipras", "classifier": "tsipras-robust", "evaluation": "theory", "norm": "Linf", "n": 0}
+    return pd.DataFrame([{**row, "eps": 0.0, "metric": "accuracy", "value": 0.95},
+                         {**row, "eps": 0.3, "metric": "accuracy", "value": value_robust},
+                         {**row, "eps": 0.3, "metric": "robust_bound", "value": 0.95}])
 
-    recs = {("gauss_aug-0.25", "certify-rs", "none"): rs(110, 0.8),
-            ("gauss_aug-0.5", "certify-rs", "none"): rs(95, 1.6)}
+
+def test_tsipras_closed_forms_bounds_and_the_standard_model() -> None:
+    recs = {("tsipras-robust", "exact", T): _exact(342, 342)}
+    rows = rows_by_id(evaluate_claims(recs, _theory(), FAST))
+    assert rows["tsipras-closed-forms"]["verdict"] == "consistent" and rows["tsipras-closed-forms"]["section"] == "own"
+    assert rows["tsipras-theorem-2.1"]["verdict"] == "consistent"
+    assert verdict(recs, "tsipras-closed-forms", _theory(0.80))["verdict"] == "contradicted"
+    recs = {("tsipras-robust", "exact", T): _exact(357, 216)}  # 60% robust where the bound allows 19%
+    assert verdict(recs, "tsipras-theorem-2.1", _theory())["verdict"] == "contradicted"
+    recs = {("tsipras-standard", "exact", T): _exact(359, 0)}
+    assert verdict(recs, "tsipras-standard-adversarial-accuracy")["verdict"] == "consistent"
+    recs = {("tsipras-standard", "exact", T): _exact(359, 30)}
+    assert verdict(recs, "tsipras-standard-adversarial-accuracy")["verdict"] == "contradicted"
+
+
+def _rs(correct: int, radius: float) -> pd.DataFrame:
+    ok = first(correct, 120)
+    return pd.DataFrame({"index": np.arange(120), "label": 1, "prediction": np.where(ok, 1, -1),
+                         "radius": np.where(ok, np.linspace(radius, 0.01, 120), 0.0)})
+
+
+def test_randomized_smoothing_at_the_papers_radii() -> None:
+    recs = {("gauss_aug-0.25", "certify-rs", "none"): _rs(110, 0.67),
+            ("gauss_aug-0.5", "certify-rs", "none"): _rs(95, 1.6)}
     rows = rows_by_id(evaluate_claims(recs, options=FAST))
-    assert rows["rs-falls-with-radius-gauss_aug-0.25"]["verdict"] == "reproduced"
-    assert rows["rs-sigma-tradeoff"]["verdict"] == "reproduced"
+    assert rows["rs-falls-with-radius-gauss_aug-0.5"]["paper_value"] == "66.0% at r = 0 → 42.0% at r = 0.5"
+    assert rows["rs-sigma-clean-cost"]["verdict"] == "reproduced"
+    gain = rows["rs-sigma-large-radius-gain"]
+    assert gain["verdict"] == "reproduced" and "r = 0.75" in gain["our_setting"] and "cannot certify" in gain["reason"]
+    assert gain["paper_effect"] == "+7.0 points"
     del recs[("gauss_aug-0.5", "certify-rs", "none")]
-    assert rows_by_id(evaluate_claims(recs, options=FAST))["rs-sigma-tradeoff"]["verdict"] == "not testable"
+    assert verdict(recs, "rs-sigma-large-radius-gain")["verdict"] == "not testable"
 
 
-# --------------------------------------------------------------------------------------- missing records
+def test_mixed_classifier_against_the_robust_model_alone() -> None:
+    def mixed(extra: int) -> pd.DataFrame:
+        parts = []
+        for a, k in ((0.7, 60 + extra), (0.9, 60), (1.0, 60)):
+            ok = first(k, 120)
+            parts.append(pd.DataFrame({"index": np.arange(120), "label": 1, "alpha": a,
+                                       "prediction": np.where(ok, 1, -1), "radius_rs": np.where(ok, 0.4, 0.0)}))
+        return pd.concat(parts, ignore_index=True)
+
+    cid = "mixing-certifies-more-gauss_aug-0.25"
+    assert verdict({("gauss_aug-0.25", "certify-mixed", "none"): mixed(40)}, cid)["verdict"] == "reproduced"
+    row = verdict({("gauss_aug-0.25", "certify-mixed", "none"): mixed(0)}, cid)
+    assert row["verdict"] == "inconclusive" and "no sign" in row["reason"]
+
+
+# --------------------------------------------------------------------------------------- missing records, output
 
 
 def test_missing_records_are_not_testable_never_a_crash(tmp_path) -> None:
     rows = evaluate_claims({}, None, FAST)
-    ids = {r["id"] for r in rows}
-    # every claim of the table is there, each with a reason
-    for cid in ("tsipras-closed-forms", "tsipras-theorem-2.1", "tsipras-synthetic-at", "mixing-certified-radii-rs",
-                "mixing-certified-radii-lipschitz", "prob-sequential-fewer-samples", "rs-sigma-tradeoff",
-                "rs-falls-with-radius", "tsipras-eps-trend-pgd_at"):
-        assert cid in ids
-    assert all(r["verdict"] == "not testable" and r["reason"] for r in rows if r["id"] != "prob-naive-test")
-    # a path whose file is gone, and a file whose sidecar disagrees with it
-    gone = tmp_path / "gone.csv"
-    broken = tmp_path / "broken.csv"
+    own = {"prob-per-look-test", "prob-group-sequential-test"}
+    assert all(r["verdict"] == "not testable" and r["reason"] for r in rows if r["id"] not in own)
+    gone, broken = tmp_path / "gone.csv", tmp_path / "broken.csv"
     write_records(broken, attack(first(300), first(80)).to_dict("records"), {})
     broken.write_text(broken.read_text() + "1,2,3,4,5,6\n")
-    rows = rows_by_id(evaluate_claims({("standard", "worst", T): gone, ("pgd_at", "worst", T): broken},
-                                      options=FAST))
-    row = rows[f"tsipras-at-lowers-accuracy-pgd_at-{T}"]
+    row = verdict({("standard", "worst", T): gone, ("pgd_at", "worst", T): broken},
+                  f"tsipras-at-lowers-accuracy-pgd_at-{T}")
     assert row["verdict"] == "not testable" and "standard" in row["reason"]
 
 
-def test_records_from_files_and_markdown(tmp_path) -> None:
-    std, rob = tmp_path / "standard.csv", tmp_path / "pgd_at.csv"
-    write_records(std, attack(first(350), first(0)).to_dict("records"), {})
-    write_records(rob, attack(first(310), first(80)).to_dict("records"), {})
-    rows = evaluate_claims({("standard", "worst", T): std, ("pgd_at", "worst", T): rob}, options=FAST)
+def test_no_claim_text_names_a_dataset(tmp_path) -> None:
+    path = tmp_path / "results" / "cifar10" / "linf-0.3" / "eval" / "pgd_at.csv"
+    path.parent.mkdir(parents=True)
+    write_records(path, attack(first(310), first(80)).to_dict("records"), {})
+    rows = evaluate_claims({("standard", "worst", T): attack(first(350), first(0)), ("pgd_at", "worst", T): path},
+                           options=FAST)
+    text = json.dumps(rows, ensure_ascii=False)
+    assert "digits" not in text and "cifar10, standard → pgd_at" in text
+
+
+def test_records_csv_markdown_and_choices(tmp_path) -> None:
+    rows = evaluate_claims({("standard", "worst", T): attack(first(350), first(0)),
+                            ("pgd_at", "worst", T): attack(first(310), first(80))}, options=FAST)
     frame = claims_frame(rows)
-    assert list(frame.columns) == CLAIM_COLUMNS and len(frame) == len(rows)
-    assert set(frame["verdict"]) <= set(VERDICTS)
-    md = render_markdown(rows)
-    assert md.count("\n| ") >= len(rows) and "**reproduced**" in md and "**not testable**" in md
-    for r in rows:
-        assert r["claim"].replace("|", "\\|") in md
+    assert list(frame.columns) == CLAIM_COLUMNS and set(frame["verdict"]) <= set(VERDICTS)
+    (tmp_path / "budget.json").write_text(json.dumps(
+        {"setting": "era.threats", "value": "0.1", "chosen_by": "a script", "split": "calibration",
+         "alternative": "0.05", "alternative_gives": "less"}))
+    md = render_markdown(rows, render_choices(read_choices(tmp_path)))
+    assert "### Our own checks of the papers" in md and "### How this run was configured" in md
+    assert "**contradicted**" in md and "| era.threats | 0.1 |" in md
+    (tmp_path / "bad.json").write_text(json.dumps({"setting": "x"}))
+    with pytest.raises(ValueError, match=r"bad\.json: key 'value'"):
+        read_choices(tmp_path)
+
+
+def test_command_reads_seeded_keys_and_the_choices(tmp_path) -> None:
+    from tradeoff.cli import main
+
+    paths = {}
+    for seed, k in ((0, 310), (1, 315)):
+        for name, clean in (("standard", 350), ("pgd_at", k)):
+            paths[f"{name}|worst|{T}|{seed}"] = str(tmp_path / f"{name}-{seed}.csv")
+            write_records(paths[f"{name}|worst|{T}|{seed}"], attack(first(clean), first(0)).to_dict("records"), {})
+    pd.DataFrame(columns=["dataset", "classifier", "evaluation", "norm", "eps", "metric", "value", "n"]).to_csv(
+        tmp_path / "summary.csv", index=False)
+    choices = tmp_path / "choices"
+    choices.mkdir()
+    (choices / "eps.json").write_text(json.dumps(dict.fromkeys(
+        ("setting", "value", "chosen_by", "split", "alternative", "alternative_gives"), "x")))
+    assert main(["claims", "--records", json.dumps(paths), "--summary", str(tmp_path / "summary.csv"),
+                 "--options", json.dumps({"resamples": 200, "simulations": 2000}), "--choices", str(choices),
+                 "--out", str(tmp_path / "claims.csv")]) in (0, None)
+    frame = pd.read_csv(tmp_path / "claims.csv").set_index("id")
+    assert frame.loc[f"tsipras-at-lowers-accuracy-pgd_at-{T}", "seeds"].startswith("2 seeds")
+    assert "### How this run was configured" in (tmp_path / "claims.md").read_text()

@@ -244,3 +244,12 @@ def test_same_seed_gives_identical_summary(smoke_run, tmp_path):
     snakemake(second, *SMOKE)
     first_summary = (smoke_run / "results" / "summary.csv").read_bytes()
     assert (second / "results" / "summary.csv").read_bytes() == first_summary
+
+
+def test_claims_verdicts_follow_their_intervals(smoke_run):
+    from tradeoff.claims import VERDICTS
+    from tradeoff.claims.table import inconsistent
+
+    rows = pd.read_csv(smoke_run / "results" / "claims.csv", keep_default_na=False).to_dict("records")
+    assert rows and {r["verdict"] for r in rows} <= set(VERDICTS)
+    assert inconsistent([{**r, "low": float(r["low"] or "nan"), "high": float(r["high"] or "nan")} for r in rows]) == []

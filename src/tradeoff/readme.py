@@ -39,9 +39,9 @@ def _without_counts(claims_md: str) -> str:
 
 
 def _verdict_counts(claims: pd.DataFrame) -> str:
-    counts = claims["verdict"].value_counts()
-    order = ["reproduced", "same direction, not significant", "not reproduced", "not testable"]
-    return ", ".join(f"{int(counts.get(v, 0))} {v}" for v in order)
+    from .claims.table import verdict_counts
+
+    return verdict_counts(claims.to_dict("records"))
 
 
 def job_kind(relative: Path) -> str:

@@ -15,6 +15,7 @@ rule claims:
     input:
         summary="results/summary.csv",
         records=claims_inputs,
+        choices=claims_choices,
     output:
         csv=report("results/claims.csv", caption="../report/claims.rst", category="Claims"),
         md="results/claims.md",
@@ -30,6 +31,7 @@ rule claims:
     params:
         records=lambda w: J(claims_record_map()),
         options=J(claims_options()),
+        choices=CLAIMS_CHOICES,
     shell:
         "tradeoff claims --records {params.records:q} --summary {input.summary} --options {params.options:q} "
-        "--out {output.csv} 2> {log}"
+        "--choices {params.choices} --out {output.csv} 2> {log}"

@@ -31,6 +31,8 @@ def seed_records(seed):
         out[f"gauss_aug-{s}|certify-mixed|none"] = f"{folder}/mixed.csv"
     for name in TSIPRAS_ALL:
         out[f"tsipras-{name}|exact|{threat_id(TSIPRAS_THREAT)}"] = tsipras_record(seed, name, "exact")
+    for m in G3_MODELS:
+        out[f"{GAUSS3}-{m}|robustness|none"] = era_robustness_path(GAUSS3, seed, None, m)
     return out
 
 
@@ -49,9 +51,19 @@ def claims_inputs(w):
     return list(dict.fromkeys(claims_record_map().values()))
 
 
+CLAIMS_CHOICES = "docs/choices"  # JSON records of the values chosen by looking at data
+
+
+def claims_choices(w):
+    return sorted(str(p) for p in Path(CLAIMS_CHOICES).glob("*.json"))
+
+
 def claims_options():
     """The roles of the classifiers and the statistical settings of `tradeoff.claims.ClaimOptions`."""
     return {
+        "dataset": DATASET,
+        "rs_n": CERT["n"],
+        "rs_alpha": CERT["alpha"],
         "standard": MIX_G,
         "robust_base": MIX_H,
         "robust_models": [m for m in ("pgd_at", "trades") if m in BASE_MODELS],
