@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TradeoffError
-from .io import provenance, read_json, sha256_file, sidecar, write_records
+from .io import check_records, provenance, write_records
 from .records import summary_row
 from .threat import Threat
 
@@ -229,11 +229,7 @@ def shard_indices(total: int, batch_size: int, shard: int, shards: int) -> list[
 def _read_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """The rows (as written: strings) and sidecar of a records file, checked against the sidecar's checksum
     and row count."""
-    if not path.is_file():
-        raise TradeoffError(f"{path}: missing (run the shard that produces it)")
-    meta = read_json(sidecar(path))
-    if sha256_file(path) != meta.get("sha256"):
-        raise TradeoffError(f"{path}: checksum differs from {sidecar(path).name} (file truncated or modified)")
+    meta = check_records(path)
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     if len(rows) != meta.get("n_rows"):
