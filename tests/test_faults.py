@@ -6,6 +6,8 @@ these tests."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ PARAMS = json.dumps({"clean": {}, "pgd": {"steps": 3, "step_rel": 0.5, "restarts
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("faults")
-    assert main(["prepare-data", "--dataset", "digits", "--params", json.dumps({"n_calib": 30, "n_test": 30}),
+    assert main(["prepare-data", "--dataset", "digits", "--params", json.dumps({"n_calib": 30, "n_test": 120}),
                  "--seed", "0", "--out", str(d / "data.pt")]) == 0
     assert main(["train", *RT, "--data", str(d / "data.pt"), "--name", "standard", "--arch", "small_cnn",
                  "--arch-options", json.dumps({"width": 8}), "--objective", "standard", "--objective-params", "{}",
@@ -116,7 +118,7 @@ def test_a_garbled_row_of_a_records_file_is_named_by_file_and_line(trained, tmp_
     err = _error(capsys)
     assert "pgd.csv, line 17: malformed row" in err, err
     assert not (tmp_path / "worst.csv").exists()
-    assert len(good) == 30
+    assert len(good) == 120
 
 
 def test_malformed_line_finds_nothing_in_a_good_file(tmp_path):
@@ -175,3 +177,46 @@ def test_a_per_point_progress_file_refuses_a_garbled_row_before_good_ones_and_dr
     log.partial.write_bytes(b"\n".join(lines))
     with pytest.raises(ArtifactError, match=r"points\.csv\.partial, line 3: malformed row \(1 fields"):
         ResumableCSV(path, ["index", "radius"])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 12 KiB tmpfs mounted (as root) for the test, and a function that grows it (frees space)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=1m", str(mount)], check=True)
+
+    try:
+        yield mount, grow
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_fails_in_one_line_leaves_nothing_complete_and_the_rerun_resumes(trained, tmp_path, capsys,
+                                                                                     small_disk):
+    mount, grow = small_disk
+    out = mount / "eval"
+    assert _evaluate(trained, trained / "standard.json", out, "--batch-size", "2") == EXIT_USER_ERROR
+    err = _error(capsys)
+    assert f"{out}/progress-clean+pgd.csv.partial: no space left on device" in err, err
+    # nothing that looks complete: no records, no sidecar; the progress file holds whole batches only
+    assert not list(out.glob("*.json")) and not (out / "pgd.csv").exists()
+    partial = out / "progress-clean+pgd.csv.partial"
+    kept = partial.read_bytes()
+    assert 0 < kept.count(b"\n") < 1 + 60 * 5  # part of the 60 batches of 2 points (4 rows + a closing row)
+    grow()  # space is freed
+    assert _evaluate(trained, trained / "standard.json", out, "--batch-size", "2") == 0
+    log = capsys.readouterr().err
+    done = int(log.split("resuming after ")[1].split()[0])
+    assert 0 < done < 60, log
+    assert _evaluate(trained, trained / "standard.json", tmp_path / "whole", "--batch-size", "2") == 0
+    for attack in ATTACKS:
+        assert (out / f"{attack}.csv").read_bytes() == (tmp_path / "whole" / f"{attack}.csv").read_bytes()
+    assert not partial.exists()

@@ -7,19 +7,23 @@ Every file the pipeline produces goes through this module so that
 * a corrupt, truncated or missing artifact raises :class:`ArtifactError` naming the file, instead of
   being used silently;
 * checkpoints are loaded with ``torch.load(..., weights_only=True)``, which refuses to unpickle
-  arbitrary objects.
+  arbitrary objects;
+* a full disk (or quota) while writing raises :class:`ArtifactError` naming the file being written, with no
+  half-written file left under a final name (:func:`disk_full_named`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,21 @@ ArtifactError = TradeoffError
 
 
 @contextlib.contextmanager
+def disk_full_named(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a full disk or quota (``ENOSPC``, ``EDQUOT``) met while writing ``path`` into one
+    :class:`ArtifactError` naming ``path`` and the space left on its file system; other errors pass."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = Path(path).parent
+        free = shutil.disk_usage(where).free if where.is_dir() else 0
+        raise ArtifactError(f"{path}: no space left on device while writing it ({free} bytes free in {where}); "
+                            "free space and rerun: finished work is kept and resumed") from exc
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path`` atomically.
 
@@ -51,10 +70,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        with disk_full_named(target):
+            yield tmp_path
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -188,9 +208,9 @@ def check_records(path: str | os.PathLike) -> dict[str, Any]:
     differs from the sidecar's; the message names the first malformed line when there is one
     (:func:`malformed_line`), e.g. a row garbled by a disk or copy error."""
     p = Path(path)
-    meta = read_json(sidecar(p))
     if not p.is_file():
         raise ArtifactError(f"{p}: missing (run the stage that produces it)")
+    meta = read_json(sidecar(p))
     if sha256_file(p) != meta.get("sha256"):
         bad = malformed_line(p)
         where = f"{p}, line {bad[0]}: malformed row ({bad[1]}); " if bad else f"{p}: "
@@ -305,8 +325,7 @@ class ResumableCSV:
             self._recover()
         else:
             self._rewrite()
-        self._fh = open(self.partial, "a", encoding="utf-8", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
+        self._fh = open(self.partial, "ab", buffering=0)
 
     def _recover(self) -> None:
         data = self.partial.read_bytes()
@@ -352,9 +371,13 @@ class ResumableCSV:
     def append_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append ``rows`` in order and force them to disk once (a batch's rows, then its closing row)."""
         cleaned = [{k: _csv_value(row[k]) for k in self.columns} for row in rows]
-        self._writer.writerows(cleaned)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n").writerows(cleaned)
+        data = memoryview(buffer.getvalue().encode("utf-8"))
+        with disk_full_named(self.partial):  # unbuffered: nothing is left to be written at exit
+            while data:
+                data = data[self._fh.write(data):]
+            os.fsync(self._fh.fileno())
         self.rows.extend({k: str(v) for k, v in c.items()} for c in cleaned)
 
     def retain(self, keep: Callable[[Mapping[str, str]], bool]) -> None:
@@ -366,8 +389,7 @@ class ResumableCSV:
         self._fh.close()
         self.rows = kept
         self._rewrite()
-        self._fh = open(self.partial, "a", encoding="utf-8", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
+        self._fh = open(self.partial, "ab", buffering=0)
 
     def finalize(self, meta: Mapping[str, Any], sort_key: str | None = None) -> None:
         """Write the complete CSV (sorted by ``sort_key``) and its sidecar, then drop the progress file."""

@@ -13,6 +13,7 @@ MODULES = [
     "tradeoff.commands.readme",
     "tradeoff.commands.points",
     "tradeoff.commands.download",
+    "tradeoff.commands.resources",
 ]
 
 # Which module defines each subcommand (lets the CLI import only the stage a job runs; a subcommand
@@ -32,4 +33,5 @@ COMMANDS = {
     "zoo-fetch": "tradeoff.commands.zoo", "worst": "tradeoff.commands.core", "sanity": "tradeoff.commands.core",
     "claims": "tradeoff.commands.claims", "readme": "tradeoff.commands.readme",
     "merge-points": "tradeoff.commands.points", "download": "tradeoff.commands.download",
+    "resources": "tradeoff.commands.resources",
 }
