@@ -47,9 +47,20 @@ def _workflow(path: Path) -> Path:
 
 def _requeue(job_id: str) -> None:
     """Preempt a running job as SLURM does for a higher-priority one: kill and queue it again. SLURM holds a
-    requeued job back for two minutes; the test lets it start at once."""
+    requeued job back for two minutes; the test lets it start at once (once the job is pending again: an
+    earlier release is overwritten by the requeue's hold)."""
     subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=30)
-    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+    pending = False
+    for _ in range(300):
+        job = next((j for j in slurm_jobs() if j.get("JobId") == job_id), {})
+        if job.get("JobState") == "PENDING":
+            pending = True
+            if job.get("Reason") == "BeginTime":
+                subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+        elif pending and job.get("JobState") != "PENDING":
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not start again after its requeue")
 
 
 def _pause(job_id: str) -> None:
@@ -61,9 +72,17 @@ def _pause(job_id: str) -> None:
             os.kill(pid, signal.SIGSTOP)
 
 
+def _text(path: Path) -> str:
+    """A log's text so far ("" while a job that is starting again has not recreated it)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _closed_batches(partial: Path) -> int:
     """Finished batches in an attack shard's progress file (each ends with a row whose attack is empty)."""
-    return len(re.findall(r"^\d+,,", partial.read_text(), re.M)) if partial.exists() else 0
+    return len(re.findall(r"^\d+,,", _text(partial), re.M))
 
 
 def _rule_jobs(work: Path, rule: str) -> list[dict[str, str]]:
@@ -91,7 +110,7 @@ def test_requeued_and_timed_out_jobs_resume_to_the_records_of_an_uninterrupted_r
                     _requeue(job["JobId"])
                     events["train requeued"] = time.monotonic()
                 elif ("train paused" not in events and job.get("Restarts") == "1"
-                      and re.search(r"resuming .*\n(.*\n)*.*epoch \d+:", (work / TRAIN_LOG).read_text())):
+                      and re.search(r"resuming .*\n(.*\n)*.*epoch \d+:", _text(work / TRAIN_LOG))):
                     _pause(job["JobId"])  # after it resumed and finished one more epoch
                     events["train paused"] = time.monotonic()
             for job in _rule_jobs(work, "evaluate_shard"):

@@ -214,8 +214,7 @@ def check_records(path: str | os.PathLike) -> dict[str, Any]:
     if sha256_file(p) != meta.get("sha256"):
         bad = malformed_line(p)
         where = f"{p}, line {bad[0]}: malformed row ({bad[1]}); " if bad else f"{p}: "
-        raise ArtifactError(f"{where}checksum differs from {sidecar(p).name} (file truncated or modified); "
-                            "delete it to have it made again")
+        raise ArtifactError(f"{where}checksum differs from {sidecar(p).name} (file truncated or modified)")
     return meta
 
 
