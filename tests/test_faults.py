@@ -220,3 +220,16 @@ def test_a_full_disk_fails_in_one_line_leaves_nothing_complete_and_the_rerun_res
     for attack in ATTACKS:
         assert (out / f"{attack}.csv").read_bytes() == (tmp_path / "whole" / f"{attack}.csv").read_bytes()
     assert not partial.exists()
+
+
+def test_the_workflow_profile_overrides_no_key_of_the_slurm_profile():
+    # Snakemake reads profiles/default as the workflow profile under `--profile profiles/slurm` too, and its
+    # keys win key by key: a retry count or latency wait set there would silently replace the cluster's.
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "profiles"
+    local = yaml.safe_load((root / "default" / "config.yaml").read_text())
+    cluster = yaml.safe_load((root / "slurm" / "config.yaml").read_text())
+    assert cluster["restart-times"] >= 1  # a job killed at its time limit is retried with more time
+    clashes = {k: (local[k], cluster[k]) for k in local.keys() & cluster.keys() if local[k] != cluster[k]}
+    assert not clashes, clashes
