@@ -28,15 +28,19 @@ def test_jobs_within_and_over_their_declarations(tmp_path, capsys):
     _record(root / "a" / "train.tsv", "train", 300.0, 950.0, 2000, 60)
     _record(root / "a" / "train2.tsv", "train", 100.0, 1200.0, 2000, 60)
     _record(root / "summary.tsv", "summary", 2.0, 80.0, 1000, 10)
+    _record(root / "short.tsv", "summary", 0.2, 0.0, 1000, 10)
+    short = root / "short.tsv"
+    short.write_text(short.read_text().replace("\t0.00\t3000", "\tNA\t3000"))  # too short to be sampled
     jobs = read_benchmarks(root)
-    assert len(jobs) == 3 and not overruns(jobs)
+    assert len(jobs) == 4 and not overruns(jobs)
+    assert {r["rule"]: r["max_rss_mb"] for r in per_rule(jobs)}["summary"] == 80.0
     table = {r["rule"]: r for r in per_rule(jobs)}
     assert table["train"]["jobs"] == 2 and table["train"]["max_rss_mb"] == 1200.0
     assert table["train"]["memory_share"] == pytest.approx(0.6)
     assert table["train"]["time_share"] == pytest.approx(300 / 3600)
     assert main(["resources", "--benchmarks", str(root), "--out", str(tmp_path / "jobs.csv")]) == 0
     frame, meta = read_records(tmp_path / "jobs.csv")
-    assert len(frame) == 3 and meta["jobs"] == 3
+    assert len(frame) == 4 and meta["jobs"] == 4
     assert "| train | 2 | 2000 | 1200 | 0.60 | 60 | 300.0 | 0.083 |" in capsys.readouterr().out
     # a job over its memory, another over its time: refused in one line naming the worst one's record
     _record(root / "big.tsv", "evaluate", 10.0, 2500.0, 2000, 60)
@@ -44,7 +48,7 @@ def test_jobs_within_and_over_their_declarations(tmp_path, capsys):
     assert {j.rule for j in overruns(read_benchmarks(root))} == {"evaluate", "summary"}
     assert main(["resources", "--benchmarks", str(root)]) == EXIT_USER_ERROR
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tradeoff: error:")]
-    assert len(err) == 1 and "big.tsv: 2 of 5 jobs used more than they declared" in err[0], err
+    assert len(err) == 1 and "big.tsv: 2 of 6 jobs used more than they declared" in err[0], err
 
 
 def test_a_record_without_declarations_or_with_a_garbled_row_is_named(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,11 +63,22 @@ def read_benchmark(path: str | Path) -> list[JobUsage]:
         try:
             declared = ast.literal_eval(row["resources"])
             jobs.append(JobUsage(str(p), row["rule_name"], float(declared["mem_mb"]), float(declared["runtime"]),
-                                 float(row["max_rss"]), float(row["s"])))
+                                 _measured(row["max_rss"]), float(row["s"])))
         except (ValueError, SyntaxError, KeyError, TypeError) as exc:
             raise TradeoffError(f"{p}, line {line}: malformed benchmark row ({type(exc).__name__}: {exc}); "
                                 "mem_mb and runtime must be declared and max_rss, s measured") from None
     return jobs
+
+
+def _measured(value: str) -> float:
+    """A measured value, NaN where Snakemake wrote ``NA`` (a job too short to be sampled)."""
+    return math.nan if value == "NA" else float(value)
+
+
+def _largest(values: Sequence[float]) -> float:
+    """The largest of the values that were measured (NaN if none was)."""
+    measured = [v for v in values if not math.isnan(v)]
+    return max(measured) if measured else math.nan
 
 
 def read_benchmarks(root: str | Path) -> list[JobUsage]:
@@ -78,7 +90,7 @@ def read_benchmarks(root: str | Path) -> list[JobUsage]:
 
 
 def overruns(jobs: Sequence[JobUsage]) -> list[JobUsage]:
-    """The jobs that used more memory or time than they declared."""
+    """The jobs that used more memory or time than they declared (an unmeasured peak, NaN, is no overrun)."""
     return [j for j in jobs if j.memory_share > 1.0 or j.time_share > 1.0]
 
 
@@ -89,7 +101,8 @@ def per_rule(jobs: Sequence[JobUsage]) -> list[dict[str, float | int | str]]:
     for job in jobs:
         rules.setdefault(job.rule, []).append(job)
     table = [{"rule": rule, "jobs": len(js), "mem_mb": max(j.mem_mb for j in js),
-              "max_rss_mb": max(j.max_rss_mb for j in js), "memory_share": max(j.memory_share for j in js),
+              "max_rss_mb": _largest([j.max_rss_mb for j in js]),
+              "memory_share": _largest([j.memory_share for j in js]),
               "runtime_min": max(j.runtime_min for j in js), "max_s": max(j.seconds for j in js),
               "time_share": max(j.time_share for j in js)} for rule, js in rules.items()]
     return sorted(table, key=lambda r: -float(r["memory_share"]))
