@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ def test_jobs_within_and_over_their_declarations(tmp_path, capsys):
     short.write_text(short.read_text().replace("\t0.00\t3000", "\tNA\t3000"))  # too short to be sampled
     jobs = read_benchmarks(root)
     assert len(jobs) == 4 and not overruns(jobs)
+    assert [j.rule for j in jobs if math.isnan(j.max_rss_mb)] == ["summary"]
     assert {r["rule"]: r["max_rss_mb"] for r in per_rule(jobs)}["summary"] == 80.0
     table = {r["rule"]: r for r in per_rule(jobs)}
     assert table["train"]["jobs"] == 2 and table["train"]["max_rss_mb"] == 1200.0
