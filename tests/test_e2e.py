@@ -64,6 +64,21 @@ def test_figures_and_provenance(smoke_run):
 
 
 @pytest.mark.slow
+def test_no_job_uses_more_memory_or_time_than_it_declares(smoke_run, tmp_path):
+    # every job's benchmark record (the profile writes the extended format) against its rule's declaration
+    from tradeoff.cli import main
+    from tradeoff.io import read_records
+
+    records = list((smoke_run / "results" / "benchmarks").rglob("*.tsv"))
+    assert main(["resources", "--benchmarks", str(smoke_run / "results" / "benchmarks"),
+                 "--out", str(tmp_path / "jobs.csv")]) == 0
+    jobs, _ = read_records(tmp_path / "jobs.csv")
+    assert len(jobs) == len(records) and {"train", "train_shared", "summary"} <= set(jobs["rule"])
+    assert (jobs["max_rss_mb"] > 0).sum() >= len(jobs) // 2 and (jobs["seconds"] > 0).all()  # measured
+    assert (jobs["max_rss_mb"] <= jobs["mem_mb"]).all() and (jobs["seconds"] <= 60 * jobs["runtime_min"]).all()
+
+
+@pytest.mark.slow
 def test_nothing_reruns_when_nothing_changed(smoke_run):
     assert planned_outputs(smoke_run, *SMOKE) == {}
 

@@ -7,19 +7,23 @@ Every file the pipeline produces goes through this module so that
 * a corrupt, truncated or missing artifact raises :class:`ArtifactError` naming the file, instead of
   being used silently;
 * checkpoints are loaded with ``torch.load(..., weights_only=True)``, which refuses to unpickle
-  arbitrary objects.
+  arbitrary objects;
+* a full disk (or quota) while writing raises :class:`ArtifactError` naming the file being written, with no
+  half-written file left under a final name (:func:`disk_full_named`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,21 @@ ArtifactError = TradeoffError
 
 
 @contextlib.contextmanager
+def disk_full_named(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a full disk or quota (``ENOSPC``, ``EDQUOT``) met while writing ``path`` into one
+    :class:`ArtifactError` naming ``path`` and the space left on its file system; other errors pass."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = Path(path).parent
+        free = shutil.disk_usage(where).free if where.is_dir() else 0
+        raise ArtifactError(f"{path}: no space left on device while writing it ({free} bytes free in {where}); "
+                            "free space and rerun: finished work is kept and resumed") from exc
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path`` atomically.
 
@@ -51,10 +70,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, target)
+        with disk_full_named(target):
+            yield tmp_path
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -181,24 +201,85 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+def check_records(path: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar of the records file ``path`` once the file is checked against it.
+
+    Raises :class:`ArtifactError` naming the file when it or its sidecar is missing, or when its checksum
+    differs from the sidecar's; the message names the first malformed line when there is one
+    (:func:`malformed_line`), e.g. a row garbled by a disk or copy error."""
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"{p}: missing (run the stage that produces it)")
+    meta = read_json(sidecar(p))
+    if sha256_file(p) != meta.get("sha256"):
+        bad = malformed_line(p)
+        where = f"{p}, line {bad[0]}: malformed row ({bad[1]}); " if bad else f"{p}: "
+        raise ArtifactError(f"{where}checksum differs from {sidecar(p).name} (file truncated or modified)")
+    return meta
+
+
 def read_records(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """Read a per-sample CSV written by :func:`write_records`, verified against its sidecar.
 
-    Returns ``(DataFrame, meta)``. Raises :class:`ArtifactError` naming the file when the CSV or its
-    sidecar is missing, or when the CSV's checksum or row count differs from the sidecar's.
+    Returns ``(DataFrame, meta)``. Raises :class:`ArtifactError` naming the file (and the line of a malformed
+    row) when the CSV or its sidecar is missing, or when the CSV's checksum or row count differs from the
+    sidecar's (:func:`check_records`).
     """
     import pandas as pd
 
     p = Path(path)
-    meta = read_json(sidecar(p))
-    if not p.is_file():
-        raise ArtifactError(f"{p}: missing (run the stage that produces it)")
-    if sha256_file(p) != meta.get("sha256"):
-        raise ArtifactError(f"{p}: checksum differs from {sidecar(p).name} (file truncated or modified)")
+    meta = check_records(p)
     frame = pd.read_csv(p)
     if len(frame) != meta.get("n_rows"):
         raise ArtifactError(f"{p}: {len(frame)} rows, metadata says {meta.get('n_rows')}")
     return frame, meta
+
+
+def _row_fault(line: bytes, width: int) -> tuple[list[str] | None, str]:
+    """The fields of one CSV line (without its newline) and, if it is not a well-formed row of ``width``
+    fields, why (else an empty string)."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"bytes that are not UTF-8 at column {exc.start + 1}"
+    if "\0" in text:
+        return None, f"a NUL byte at column {text.index(chr(0)) + 1}"
+    fields = next(csv.reader([text]), [])
+    if len(fields) != width:
+        return fields, f"{len(fields)} fields, the header has {width}"
+    return fields, ""
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def malformed_line(path: str | os.PathLike) -> tuple[int, str] | None:
+    """The first malformed line of the CSV ``path`` as ``(line number, reason)`` (the header is line 1), or
+    None. A line is malformed when it is not UTF-8, holds a NUL byte, has another number of fields than the
+    header, or holds a non-number in a column that holds numbers on every other line."""
+    lines = Path(path).read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if not lines:
+        return None
+    header = next(csv.reader([lines[0].decode("utf-8", errors="replace")]), [])
+    width = len(header)
+    parsed: list[tuple[int, list[str]]] = []
+    for number, line in enumerate(lines[1:], start=2):
+        fields, fault = _row_fault(line, width)
+        if fault:
+            return number, fault
+        parsed.append((number, fields or []))
+    for col in range(width):
+        odd = [(n, f[col]) for n, f in parsed if f[col] != "" and not _is_number(f[col])]
+        if len(odd) == 1 and len(parsed) >= 3:
+            return odd[0][0], f"'{odd[0][1]}' in column {header[col]!r}, which holds numbers on every other line"
+    return None
 
 
 class ResumableCSV:
@@ -209,14 +290,22 @@ class ResumableCSV:
     newline and has the header's number of fields). :meth:`finalize` atomically renames the progress
     file to ``path``.
 
+    ``closes`` tells which rows close a unit of work (default: every row, e.g. one row per point; the closing
+    row of a batch for a job that writes batch by batch). A malformed line (:func:`malformed_line`'s sense:
+    a disk or copy error, not a kill) after the last closing row belongs to an unfinished unit and is dropped
+    with it; one before it lies inside finished work, and re-opening raises :class:`ArtifactError` naming the
+    progress file and the line rather than silently redoing or keeping it.
+
     ``key`` is a fingerprint of everything the rows depend on (the job's inputs and parameters, not its
     batch size or device). A progress file is resumed only under the same key: one made under another key
     (or with none recorded) is set aside as ``<path>.partial.foreign`` with a log line and never merged, so a
     job killed and rerun after a config change starts afresh.
     """
 
-    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | None = None):
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | None = None,
+                 closes: Callable[[Mapping[str, str]], bool] | None = None):
         self.path = Path(path)
+        self.closes = closes or (lambda row: True)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.key_path = self.path.with_name(self.path.name + ".partial.key")
         self.columns = list(columns)
@@ -235,25 +324,31 @@ class ResumableCSV:
             self._recover()
         else:
             self._rewrite()
-        self._fh = open(self.partial, "a", encoding="utf-8", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
+        self._fh = open(self.partial, "ab", buffering=0)
 
     def _recover(self) -> None:
-        text = self.partial.read_text(encoding="utf-8")
-        lines = text.split("\n")
-        if not text.endswith("\n"):
+        data = self.partial.read_bytes()
+        lines = data.split(b"\n")
+        if not data.endswith(b"\n"):
             self.dropped_partial_line = bool(lines[-1])
         lines = lines[:-1]  # drop the (possibly empty or cut) remainder
-        if not lines or next(csv.reader([lines[0]])) != self.columns:
+        header, fault = _row_fault(lines[0], len(self.columns)) if lines else (None, "empty")
+        if fault or header != self.columns:
             self.rows = []
             self._rewrite()
             return
-        for line in lines[1:]:
-            fields = next(csv.reader([line]))
-            if len(fields) != len(self.columns):
-                self.dropped_partial_line = True
-                break
-            self.rows.append(dict(zip(self.columns, fields, strict=True)))
+        malformed: tuple[int, str] | None = None  # the first malformed line since the last closing row
+        for number, line in enumerate(lines[1:], start=2):
+            fields, fault = _row_fault(line, len(self.columns))
+            if fault:
+                malformed = malformed or (number, fault)
+                continue
+            row = dict(zip(self.columns, fields or [], strict=True))
+            if malformed and self.closes(row):
+                raise ArtifactError(f"{self.partial}, line {malformed[0]}: malformed row ({malformed[1]}) inside "
+                                    "finished work (a disk or copy error); move the file aside to restart the job")
+            self.rows.append(row)
+        self.dropped_partial_line = self.dropped_partial_line or malformed is not None
         self._rewrite()
 
     def _rewrite(self) -> None:
@@ -275,9 +370,13 @@ class ResumableCSV:
     def append_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Append ``rows`` in order and force them to disk once (a batch's rows, then its closing row)."""
         cleaned = [{k: _csv_value(row[k]) for k in self.columns} for row in rows]
-        self._writer.writerows(cleaned)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        buffer = io.StringIO()
+        csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n").writerows(cleaned)
+        data = memoryview(buffer.getvalue().encode("utf-8"))
+        with disk_full_named(self.partial):  # unbuffered: nothing is left to be written at exit
+            while data:
+                data = data[self._fh.write(data):]
+            os.fsync(self._fh.fileno())
         self.rows.extend({k: str(v) for k, v in c.items()} for c in cleaned)
 
     def retain(self, keep: Callable[[Mapping[str, str]], bool]) -> None:
@@ -289,8 +388,7 @@ class ResumableCSV:
         self._fh.close()
         self.rows = kept
         self._rewrite()
-        self._fh = open(self.partial, "a", encoding="utf-8", newline="")
-        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
+        self._fh = open(self.partial, "ab", buffering=0)
 
     def finalize(self, meta: Mapping[str, Any], sort_key: str | None = None) -> None:
         """Write the complete CSV (sorted by ``sort_key``) and its sidecar, then drop the progress file."""

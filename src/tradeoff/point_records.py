@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .errors import TradeoffError
-from .io import provenance, read_json, sha256_file, sidecar, write_records
+from .io import check_records, provenance, write_records
 from .records import summary_row
 from .shards import shard_indices, shard_path
 from .threat import Threat
@@ -204,11 +204,7 @@ def finish(context: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
 def _read_rows(path: Path) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """The rows (as written: strings) and sidecar of a records file, checked against the sidecar's checksum
     and row count."""
-    if not path.is_file():
-        raise TradeoffError(f"{path}: missing (run the shard that produces it)")
-    meta = read_json(sidecar(path))
-    if sha256_file(path) != meta.get("sha256"):
-        raise TradeoffError(f"{path}: checksum differs from {sidecar(path).name} (file truncated or modified)")
+    meta = check_records(path)
     with open(path, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     if len(rows) != meta.get("n_rows"):

@@ -15,7 +15,7 @@ localrules:
 rule data_download:
     """Fetch or verify a torchvision dataset's files and record where they came from and their digests."""
     output:
-        config["data"]["root"] + "/{dataset}/download.json",
+        DOWNLOAD_MANIFEST,
     log:
         "logs/{dataset}/data-download.log",
     wildcard_constraints:
@@ -26,7 +26,7 @@ rule data_download:
     resources:
         **LIGHT,
     params:
-        root=config["data"]["root"],
+        root=lambda w, output: str(Path(output[0]).parent.parent),
         offline="" if config["data"]["download"] else "--no-download",
     shell:
         "tradeoff data-download --dataset {wildcards.dataset} --root {params.root} --out {output} "

@@ -250,9 +250,9 @@ def evaluation_job(data: str | Path, classifiers: Sequence[tuple[str, str, str]]
                "attacks": list(attacks), "threat": threat_spec, "params": params, "seed": seed,
                "batch_size": batch_size, "shard": shard, "shards": shards,
                **({"split": split} if split != "test" else {})}
+        model = load_classifier(spec_path, device, probe=x[:batch_size])  # refuses a non-finite classifier
         progress = ResumableCSV(progress_path(out_dir, attacks, shard, shards if sharded else None), PROGRESS_COLUMNS,
-                                key=fingerprint(run))
-        model = load_classifier(spec_path, device)
+                                key=fingerprint(run), closes=lambda row: row["attack"] == "")
         left = evaluate_batches(model, x, y, attacks, threat, params, seed, device, batch_size, starts, progress,
                                 stop_after=stop_after, label=f"{name}: ")
         if left:

@@ -289,7 +289,7 @@ def run_shard(data: str | Path, classifier: str | Path, *, sigma: float, params:
     x, y = splits.x("test"), splits.y("test")
     indices = shard_items(select_points(splits.size("test"), params.get("points"), seed), shard, shards)
     spec = load_spec(classifier)
-    model = load_classifier(classifier, device)
+    model = load_classifier(classifier, device, probe=x[torch.as_tensor(indices[:100])])
     run = {"classifier_sha256": spec.get("sha256"), "data_sha256": splits.meta["sha256"], "sigma": sigma,
            "n0": int(params["n0"]), "n": int(params["n"]), "alpha": float(params["alpha"]), "seed": seed,
            "stream": STREAM, "indices": [int(i) for i in indices]}

@@ -231,7 +231,7 @@ def run_prob_shard(data: str | Path, classifier: str | Path, name: str, *, tests
     n_points = x.shape[0] if n_points <= 0 else min(n_points, x.shape[0])
     indices = shard_items(range(n_points), shard, shards)
     spec = load_spec(classifier)
-    model = load_classifier(classifier, device)
+    model = load_classifier(classifier, device, probe=x[torch.as_tensor(indices[:100])])
     run = {"tests": tests, "settings": asdict(settings), "seed": seed, "n_points": n_points,
            "shard": shard, "shards": shards, "classifier_sha256": spec.get("sha256"),
            "data_sha256": splits.meta.get("sha256")}

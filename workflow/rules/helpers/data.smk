@@ -2,12 +2,13 @@
 
 
 TORCHVISION_DATASETS = ("mnist", "cifar10", "cifar100")
+DOWNLOAD_MANIFEST = f"{config['data']['root']}/{{dataset}}/download.json"  # the data-download stage's output
 
 
 def download_manifest(dataset):
     """The data-download stage's manifest of a torchvision dataset (none for the embedded and synthetic data)."""
     if dataset in TORCHVISION_DATASETS:
-        return [f"{config['data']['root']}/{dataset}/download.json"]
+        return [DOWNLOAD_MANIFEST.format(dataset=dataset)]
     return []
 
 
