@@ -1,7 +1,8 @@
 # The claims stage's constants, paths and helpers (its rules: workflow/rules/claims.smk).
 
 
-CLAIMS = config["claims"]
+CLAIMS = {k: v for k, v in config["claims"].items() if k != "choices"}  # the options of `tradeoff claims`
+CLAIMS_CHOICES = config["claims"].get("choices", "docs/choices")  # JSON records of the values chosen on data
 
 
 def seed_records(seed):
@@ -49,9 +50,6 @@ def claims_record_map():
 
 def claims_inputs(w):
     return list(dict.fromkeys(claims_record_map().values()))
-
-
-CLAIMS_CHOICES = "docs/choices"  # JSON records of the values chosen by looking at data
 
 
 def claims_choices(w):
