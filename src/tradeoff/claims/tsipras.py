@@ -9,7 +9,7 @@ import pandas as pd
 
 from .common import Context, means
 from .records import aligned, cid, clean_correct, col, pct, seeds_note, threat_eps
-from .stats import Evidence, proportion_interval
+from .stats import Evidence, PointStatistic, proportion_interval
 from .table import OWN, Row
 
 PAPER = "Tsipras et al. 2019"
@@ -186,7 +186,7 @@ def standard_below_one_percent(ctx: Context) -> list[Row]:
     return [row]
 
 
-def _slack_21(ratio: float, frame: pd.DataFrame):
+def _slack_21(ratio: float, frame: pd.DataFrame) -> PointStatistic:
     """Statistic: Theorem 2.1's slack p/(1−p) · (1 − standard accuracy) − robust accuracy of one exact record."""
     c, r = col(frame, "clean_correct"), col(frame, "correct")
     return lambda idx: ratio * (1 - c[idx].mean(1)) - r[idx].mean(1)
