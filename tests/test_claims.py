@@ -395,18 +395,20 @@ def test_randomized_smoothing_at_the_papers_radii() -> None:
     assert verdict(recs, "rs-sigma-large-radius-gain")["verdict"] == "not testable"
 
 
-def test_mixed_classifier_against_the_robust_model_alone() -> None:
-    def mixed(extra: int) -> pd.DataFrame:
-        parts = []
-        for a, k in ((0.7, 60 + extra), (0.9, 60), (1.0, 60)):
-            ok = first(k, 120)
-            parts.append(pd.DataFrame({"index": np.arange(120), "label": 1, "alpha": a,
-                                       "prediction": np.where(ok, 1, -1), "radius_rs": np.where(ok, 0.4, 0.0)}))
-        return pd.concat(parts, ignore_index=True)
+def _mixed(extra: int) -> pd.DataFrame:
+    """certify-mixed records: α = 0.7 certifies ``extra`` more points than α = 0.9 and α = 1 (60 of 120)."""
+    parts = []
+    for a, k in ((0.7, 60 + extra), (0.9, 60), (1.0, 60)):
+        ok = first(k, 120)
+        parts.append(pd.DataFrame({"index": np.arange(120), "label": 1, "alpha": a,
+                                   "prediction": np.where(ok, 1, -1), "radius_rs": np.where(ok, 0.4, 0.0)}))
+    return pd.concat(parts, ignore_index=True)
 
+
+def test_mixed_classifier_against_the_robust_model_alone() -> None:
     cid = "mixing-certifies-more-gauss_aug-0.25"
-    assert verdict({("gauss_aug-0.25", "certify-mixed", "none"): mixed(40)}, cid)["verdict"] == "reproduced"
-    row = verdict({("gauss_aug-0.25", "certify-mixed", "none"): mixed(0)}, cid)
+    assert verdict({("gauss_aug-0.25", "certify-mixed", "none"): _mixed(40)}, cid)["verdict"] == "reproduced"
+    row = verdict({("gauss_aug-0.25", "certify-mixed", "none"): _mixed(0)}, cid)
     assert row["verdict"] == "inconclusive" and "no sign" in row["reason"]
 
 
@@ -471,3 +473,86 @@ def test_command_reads_seeded_keys_and_the_choices(tmp_path) -> None:
     frame = pd.read_csv(tmp_path / "claims.csv").set_index("id")
     assert frame.loc[f"tsipras-at-lowers-accuracy-pgd_at-{T}", "seeds"].startswith("2 seeds")
     assert "### How this run was configured" in (tmp_path / "claims.md").read_text()
+
+
+# ------------------------------------------------------------------------------- every claim over every seed
+
+
+def _theory_seeds(robust: dict[int, float]) -> pd.DataFrame:
+    """Closed-form rows of tsipras-robust per training seed (``seed`` column): its robust accuracy ``robust[s]``."""
+    return pd.concat([_theory(value).assign(seed=seed) for seed, value in robust.items()], ignore_index=True)
+
+
+def _trades_g3(rare_inaccurate: bool, n: int = 500) -> tuple[pd.DataFrame, np.ndarray]:
+    """gauss3 robustness record of TRADES: robust everywhere, wrong on the 20 rare points or on 20 common ones."""
+    label = np.where(np.arange(n) < 20, 2, np.arange(n) % 2)
+    wrong = label == 2 if rare_inaccurate else (np.arange(n) >= 20) & (np.arange(n) < 40)
+    return _robustness(~wrong, np.ones(n), n, label), label
+
+
+def _per_seed_records(seeds: tuple[int, ...], disagree: bool) -> tuple[dict, pd.DataFrame]:
+    """Records of the claims that once read one seed: the first seed as in the single-seed tests, the others
+    (when ``disagree``) giving the opposite or a weaker result."""
+    recs: dict = {}
+    for i, s in enumerate(seeds):
+        other = disagree and i > 0
+        recs[("gauss_aug-0.25", "certify-mixed", "none", s)] = _mixed(0 if other else 40)
+        recs[("standard", "certify-prob-sequential", T, s)] = _prob(60, 900 if other else 469)
+        recs[("standard", "certify-prob-fixed", T, s)] = _prob(60, 1000)
+        recs[("tsipras-standard", "exact", T, s)] = _exact(330, 30) if other else _exact(359, 0)
+        recs[("tsipras-adversarial", "exact", T, s)] = _exact(342, 342)
+        recs[("tsipras-robust", "exact", T, s)] = _exact(357, 216) if other else _exact(342, 342)
+        trades, label = _trades_g3(rare_inaccurate=not other)
+        recs[("gauss3-trades", "robustness", "none", s)] = trades
+        recs[("gauss3-standard", "robustness", "none", s)] = _robustness(np.ones(500), np.ones(500), 500, label)
+        recs[("pgd_at", "worst", "linf-0.1", s)] = attack(first(345), first(250))
+        recs[("pgd_at", "worst", T, s)] = attack(first(310), first(80))
+    return recs, _theory_seeds({s: 0.80 if disagree and i > 0 else 0.95 for i, s in enumerate(seeds)})
+
+
+POOLED = ["mixing-certifies-more-gauss_aug-0.25", "prob-sequential-fewer-samples", "tsipras-synthetic-at",
+          "tsipras-standard-adversarial-accuracy", "tsipras-theorem-2.1", "tsipras-closed-forms",
+          "tsipras-eps-trend-pgd_at"]
+"""The claims that pool the seeds' records here (the rest are covered by the tests above)."""
+
+
+def test_claims_pool_over_seeds_when_a_seed_disagrees() -> None:
+    recs, summary = _per_seed_records((0, 1), disagree=True)
+    both = rows_by_id(evaluate_claims(recs, summary, FAST))
+    zero = rows_by_id(evaluate_claims({k: v for k, v in recs.items() if k[3] == 0}, summary, FAST))
+    one = rows_by_id(evaluate_claims({(*k[:3], 0): v for k, v in recs.items() if k[3] == 1},
+                                     summary[summary["seed"] == 1].assign(seed=0), FAST))
+    for cid in POOLED[:4]:  # a pooled estimate is the mean of the seeds' estimates, its interval not seed 0's
+        assert both[cid]["seeds"].startswith("2 seeds"), cid
+        assert both[cid]["estimate"] == pytest.approx((zero[cid]["estimate"] + one[cid]["estimate"]) / 2), cid
+        assert (both[cid]["low"], both[cid]["high"]) != (zero[cid]["low"], zero[cid]["high"]), cid
+        assert "training seeds 0, 1" in both[cid]["our_setting"], cid
+    # the verdicts that held on seed 0 alone do not hold across the seeds
+    assert zero["mixing-certifies-more-gauss_aug-0.25"]["verdict"] == "reproduced"
+    assert both["mixing-certifies-more-gauss_aug-0.25"]["verdict"] != "reproduced"
+    assert both["prob-sequential-fewer-samples"]["estimate"] == pytest.approx((531 + 100) / 2)
+    assert zero["tsipras-standard-adversarial-accuracy"]["verdict"] == "consistent"
+    assert both["tsipras-standard-adversarial-accuracy"]["our_value"].startswith("4.2% adversarial accuracy")
+    # bounds and closed forms must hold for every seed: seed 1 violates them
+    assert zero["tsipras-theorem-2.1"]["verdict"] == "consistent"
+    assert both["tsipras-theorem-2.1"]["estimate"] == pytest.approx(
+        np.mean([zero["tsipras-theorem-2.1"]["estimate"], one["tsipras-theorem-2.1"]["estimate"]]))
+    assert zero["tsipras-closed-forms"]["verdict"] == "consistent"
+    closed = both["tsipras-closed-forms"]
+    assert closed["verdict"] == "contradicted" and "(seed 1)" in closed["our_value"], closed
+    trades = rows_by_id(evaluate_claims(recs, summary, FAST))["era-fig1-trades"]["our_value"]
+    assert "50.0% of TRADES's robust-inaccurate points are of the rarest class 2" in trades
+
+
+def test_claims_are_testable_without_seed_zero() -> None:
+    recs, summary = _per_seed_records((1, 2), disagree=False)
+    rows = rows_by_id(evaluate_claims(recs, summary, FAST))
+    for cid in [*POOLED, "era-fig1-trades"]:
+        assert rows[cid]["verdict"] != "not testable", (cid, rows[cid]["reason"])
+        assert rows[cid]["seeds"].startswith("2 seeds") and "training seeds 1, 2" in rows[cid]["our_setting"], cid
+    # identical seeds: the same verdicts as one seed 0, whatever the seeds are called
+    zero = rows_by_id(evaluate_claims({(*k[:3], 0): v for k, v in recs.items() if k[3] == 1},
+                                      summary[summary["seed"] == 1].drop(columns="seed"), FAST))
+    for cid in POOLED:
+        assert rows[cid]["estimate"] == pytest.approx(zero[cid]["estimate"]), cid
+    assert "100.0% of TRADES" in rows["era-fig1-trades"]["our_value"]

@@ -7,8 +7,9 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
-from .common import Context, means
+from .common import Context, Pair, means
 from .records import Records, aligned, cid, clean_correct, col, pct, seeds_note
 from .stats import Evidence, mcnemar_min_pvalue
 from .table import Row
@@ -37,6 +38,17 @@ def curve_points(ctx: Context, t: str, names: Sequence[str], seed: int, required
     if any(r not in frames for r in required):
         return None
     return {n: (clean_correct(f), col(f, "correct")) for n, f in zip(frames, aligned(*frames.values()), strict=True)}
+
+
+def curve_text(curves: dict[int, Curve], names: Sequence[str]) -> str:
+    """``"<name>: <clean>/<robust>; ..."``: each classifier's accuracies, averaged over the seeds that have it."""
+    parts = []
+    for name in names:
+        found = [pts[name] for pts in curves.values() if name in pts]
+        if found:
+            clean, robust = (float(np.mean([f[k].mean() for f in found])) for k in (0, 1))
+            parts.append(f"{name.removeprefix('mix-')}: {pct(clean)}/{pct(robust)}")
+    return "; ".join(parts) + " (clean/robust)"
 
 
 def interp_curve(c: np.ndarray, r: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -83,10 +95,8 @@ def above_chord(ctx: Context) -> list[Row]:
             rows.append(row)
             continue
         stats = [chord_gap(pts, o.standard, o.robust_base, [c for c in mixes if c in pts]) for pts in curves.values()]
-        pts = next(iter(curves.values()))
         row.evidence = ctx.bootstrap(stats, min(len(p[o.standard][0]) for p in curves.values()))
-        row.our_value = "; ".join(f"{n.removeprefix('mix-')}: {pct(pts[n][0].mean())}/{pct(pts[n][1].mean())}"
-                                  for n in [*bases, *mixes] if n in pts) + " (clean/robust)"
+        row.our_value = curve_text(curves, [*bases, *mixes])
         rows.append(row)
     return rows
 
@@ -150,9 +160,7 @@ def prob_vs_logit(ctx: Context) -> list[Row]:
             continue
         row.evidence = ctx.bootstrap(stats, min(len(p[o.standard][0]) for p in curves.values()))
         row.our_setting += seeds_note(list(curves))
-        pts = next(iter(curves.values()))
-        row.our_value = "; ".join(f"{c.removeprefix('mix-')}: {pct(pts[c][0].mean())}/{pct(pts[c][1].mean())}"
-                                  for c in [*prob, *logit] if c in pts) + " (clean/robust)"
+        row.our_value = curve_text(curves, [*prob, *logit])
         rows.append(row)
     return rows
 
@@ -233,6 +241,15 @@ def _certified(frame, radius: float, column: str) -> np.ndarray:
     return ((pred == label) & (pred >= 0) & (col(frame, column) >= radius)).astype(np.float64)
 
 
+def _by_alpha(frame: pd.DataFrame | None) -> dict[float, pd.DataFrame] | None:
+    """A certify-mixed record split by the weight α, or None unless it has α = 1 and some α < 1."""
+    if frame is None:
+        return None
+    alphas = frame["alpha"].astype(float)
+    found = {a: frame[alphas == a] for a in sorted(set(alphas))}
+    return found if 1.0 in found and len(found) >= 2 else None
+
+
 def certifies_more(ctx: Context) -> list[Row]:
     """The mixed classifier (some α < 1) certifies more points at a radius than the robust model alone (α = 1)."""
     o, r, rows = ctx.opts, ctx.opts.mixed_radius, []
@@ -244,24 +261,29 @@ def certifies_more(ctx: Context) -> list[Row]:
                   "Bai et al. 2023, Sec. 3, Theorem 2",
                   f"{ctx.dataset}, {name} mixed with {o.standard}: the α < 1 certifying most at r = {r:g} vs α = 1 "
                   "(Theorem 2 radii)")
-        frame = ctx.recs.get(name, "certify-mixed", "none") if smoothed else None
-        alphas = sorted(set(frame["alpha"].astype(float))) if frame is not None else []
-        if frame is None or 1.0 not in alphas or len(alphas) < 2:
+        by_seed = ctx.recs.per_seed(lambda seed, name=name: _by_alpha(ctx.recs.get(name, "certify-mixed", "none", seed))
+                                    if smoothed else None)
+        alphas = sorted({a for by_alpha in by_seed.values() for a in by_alpha if a < 1.0})
+        if not alphas:
             row.note = "no certify-mixed records with α = 1 and some α < 1"
             rows.append(row)
             continue
-        by_alpha = {a: frame[frame["alpha"].astype(float) == a] for a in alphas}
-        alone = by_alpha[1.0]
-        tests = []
-        for a in alphas[:-1]:
-            mixed, base = aligned(by_alpha[a], alone)
-            x, y = _certified(mixed, r, "radius_rs"), _certified(base, r, "radius_rs")
-            ev, _ = ctx.compare(lambda seed, x=x, y=y: (x, y) if seed == ctx.recs.seeds()[0] else None)
-            tests.append((ev, a, x.mean(), y.mean()))
-        ev, a, x, y = max(tests, key=lambda v: v[0].estimate)
+
+        def load(seed: int, a: float, by_seed=by_seed) -> Pair | None:
+            by_alpha = by_seed.get(seed, {})
+            if a not in by_alpha:
+                return None
+            mixed, base = aligned(by_alpha[a], by_alpha[1.0])
+            return _certified(mixed, r, "radius_rs"), _certified(base, r, "radius_rs")
+
+        tests = [(*ctx.compare(lambda seed, a=a: load(seed, a)), a) for a in alphas]
+        ev, pairs, a = max(tests, key=lambda v: v[0].estimate)
+        alone = sum(len(by_seed[seed][1.0]) for seed in pairs)
         row.evidence = Evidence(ev.estimate, ev.interval, min(1.0, ev.pvalue * len(tests)),
-                                min(1.0, max(ev.min_pvalue, mcnemar_min_pvalue(len(alone)))), ev.seeds,
+                                min(1.0, max(ev.min_pvalue, mcnemar_min_pvalue(alone))), ev.seeds,
                                 f"{ev.test}, Bonferroni over {len(tests)} weights")
+        x, y = means(pairs)
+        row.our_setting += seeds_note(list(pairs))
         row.our_value = f"α = {a:g}: {pct(x)} vs α = 1: {pct(y)} certified at r = {r:g}"
         rows.append(row)
     return rows

@@ -9,11 +9,16 @@ import pandas as pd
 
 from .common import Context, means
 from .records import aligned, cid, clean_correct, col, pct, seeds_note, threat_eps
-from .stats import Evidence, proportion_interval
+from .stats import Evidence, PointStatistic, proportion_interval
 from .table import OWN, Row
 
 PAPER = "Tsipras et al. 2019"
 FIG1 = "Tsipras et al. 2019, Sec. 2, Figure 1: standard accuracy of models trained at growing ε"
+
+
+def _has_robust(ctx: Context, classifier: str, threat: str, evaluations: tuple[str, ...]) -> bool:
+    """Whether ``classifier`` has a record of one of ``evaluations`` at ``threat`` for some training seed."""
+    return any(ctx.recs.robust(classifier, threat, evaluations, s)[0] is not None for s in ctx.recs.seeds())
 
 
 def at_lowers_accuracy(ctx: Context) -> list[Row]:
@@ -35,8 +40,8 @@ def at_lowers_accuracy(ctx: Context) -> list[Row]:
                             "MNIST, CIFAR-10, Restricted ImageNet; adversarial vs standard training",
                             "standard accuracy lower after adversarial training (read off the figure)", FIG1,
                             f"{ctx.dataset}, {o.standard} → {model} trained at {t}, clean accuracy{seeds}", value, ev,
-                            "" if ev else ctx.recs.why(o.standard if ctx.recs.robust(o.standard, t, prefs)[0] is None
-                                                       else model, o.robust_evaluations, t)))
+                            "" if ev else ctx.recs.why(model if _has_robust(ctx, o.standard, t, prefs)
+                                                       else o.standard, o.robust_evaluations, t)))
     return rows
 
 
@@ -44,7 +49,7 @@ def eps_trend(ctx: Context) -> list[Row]:
     """The standard accuracy lost to adversarial training grows with the training ε (smallest vs largest)."""
     o, rows = ctx.opts, []
     for model in o.robust_models:
-        threats = [t for t in ctx.recs.threats() if ctx.recs.robust(model, t, o.robust_evaluations)[0] is not None]
+        threats = [t for t in ctx.recs.threats() if _has_robust(ctx, model, t, o.robust_evaluations)]
         lo_t, hi_t = (threats[0], threats[-1]) if len(threats) >= 2 else ("", "")
 
         def load(seed: int, model=model, lo_t=lo_t, hi_t=hi_t):
@@ -65,37 +70,58 @@ def eps_trend(ctx: Context) -> list[Row]:
     return rows
 
 
-def _theory(summary: pd.DataFrame | None, classifier: str, eps: float) -> float | None:
-    """The closed-form accuracy of ``classifier`` at ``eps`` (0: standard; inf: the one positive ε present)."""
+def _theory_rows(summary: pd.DataFrame | None, seed: int) -> pd.DataFrame | None:
+    """The summary's closed-form rows of training seed ``seed`` (a summary without a ``seed`` column is seed 0's)."""
     if summary is None or summary.empty:
         return None
-    sel = summary[(summary["classifier"] == classifier) & (summary["evaluation"] == "theory")
-                  & (summary["metric"] == "accuracy")]
+    theory = summary[summary["evaluation"] == "theory"]
+    if "seed" in theory:
+        return theory[theory["seed"].astype(int) == seed]
+    return theory if seed == 0 else theory.iloc[:0]
+
+
+def _theory(summary: pd.DataFrame | None, classifier: str, eps: float, seed: int = 0) -> float | None:
+    """The closed-form accuracy of ``classifier`` (seed ``seed``) at ``eps`` (0: standard; inf: the positive ε)."""
+    theory = _theory_rows(summary, seed)
+    if theory is None:
+        return None
+    sel = theory[(theory["classifier"] == classifier) & (theory["metric"] == "accuracy")]
     values = sel["eps"].astype(float)
     sel = sel[values > 0] if math.isinf(eps) else sel[np.isclose(values, eps, rtol=1e-9, atol=1e-12)]
     return float(sel["value"].iloc[0]) if len(sel) else None
 
 
-def _bound_ratio(summary: pd.DataFrame | None) -> float | None:
-    """p / (1 − p) from the summary's theory rows: robust_bound = p/(1−p) · (1 − standard accuracy)."""
-    if summary is None or summary.empty:
+def _bound_ratio(summary: pd.DataFrame | None, seed: int = 0) -> float | None:
+    """p / (1 − p) from seed ``seed``'s theory rows: robust_bound = p/(1−p) · (1 − standard accuracy)."""
+    theory = _theory_rows(summary, seed)
+    if theory is None:
         return None
-    theory = summary[(summary["evaluation"] == "theory") & summary["classifier"].str.startswith("tsipras-")]
+    theory = theory[theory["classifier"].str.startswith("tsipras-")]
     for name in sorted(set(theory["classifier"])):
         bound = theory[(theory["classifier"] == name) & (theory["metric"] == "robust_bound")]
-        std = _theory(summary, name, 0.0)
+        std = _theory(summary, name, 0.0, seed)
         if len(bound) and std is not None and std < 1 - 1e-9:
             return float(bound["value"].iloc[0]) / (1 - std)
     return None
 
 
-def _exact(ctx: Context, name: str) -> tuple[str, pd.DataFrame] | None:
-    """The exact record of a linear model at the largest threat where it has one."""
+def _ratios(ctx: Context) -> dict[int, float]:
+    """{seed: p / (1 − p)} over the training seeds whose theory rows give it."""
+    return ctx.recs.per_seed(lambda seed: _bound_ratio(ctx.summary, seed))
+
+
+def _exact(ctx: Context, name: str, seed: int = 0) -> tuple[str, pd.DataFrame] | None:
+    """The exact record of a linear model (seed ``seed``) at the largest threat where it has one."""
     for t in reversed(ctx.recs.threats()):
-        frame = ctx.recs.get(name, "exact", t)
+        frame = ctx.recs.get(name, "exact", t, seed)
         if frame is not None:
             return t, frame
     return None
+
+
+def _exacts(ctx: Context, name: str) -> dict[int, tuple[str, pd.DataFrame]]:
+    """{seed: (threat, exact record)} of a linear model over the training seeds where it has one."""
+    return ctx.recs.per_seed(lambda seed: _exact(ctx, name, seed))
 
 
 THEOREM_22 = "Tsipras et al. 2019, Theorem 2.2"
@@ -104,8 +130,7 @@ SETTING_22 = "their distribution, η ≥ 4/√d, p ≤ 0.975, ε ≥ 2η"
 
 def synthetic_at(ctx: Context) -> list[Row]:
     """Theorem 2.2: standard training > 99% standard accuracy; adversarial training → sign(x1), accuracy p."""
-    s, r = _exact(ctx, "tsipras-standard"), _exact(ctx, "tsipras-adversarial")
-    ratio = _bound_ratio(ctx.summary)
+    ratio = next(iter(_ratios(ctx).values()), None)
     p = ratio / (1 + ratio) if ratio else None
     row = Row("tsipras-synthetic-at", PAPER,
               "On their distribution, adversarial training trades standard accuracy for robustness",
@@ -113,15 +138,21 @@ def synthetic_at(ctx: Context) -> list[Row]:
               + (f" = {pct(p)}" if p else ""), THEOREM_22,
               "trained linear models tsipras-standard → tsipras-adversarial, clean accuracy",
               paper_effect=(0.99 - p) if p else None, note="a lower bound of the paper's effect (> 99% − p)")
-    if s is None or r is None:
+
+    def load(seed: int) -> tuple[str, list[pd.DataFrame]] | None:
+        s, r = _exact(ctx, "tsipras-standard", seed), _exact(ctx, "tsipras-adversarial", seed)
+        return None if s is None or r is None else (r[0], aligned(s[1], r[1]))
+
+    found = ctx.recs.per_seed(load)
+    if not found:
         row.note = "no exact records of tsipras-standard and tsipras-adversarial"
         return [row]
-    fs, fr = aligned(s[1], r[1])
-    a, b = col(fs, "clean_correct"), col(fr, "clean_correct")
-    row.evidence, _ = ctx.compare(lambda seed: (a, b) if seed == ctx.recs.seeds()[0] else None)
-    row.our_setting += f" ({r[0]})"
-    row.our_value = (f"{pct(a.mean())} → {pct(b.mean())}; robust {pct(col(fs, 'correct').mean())} → "
-                     f"{pct(col(fr, 'correct').mean())}")
+    row.evidence, pairs = ctx.compare(lambda seed: tuple(col(f, "clean_correct") for f in found[seed][1])
+                                      if seed in found else None)
+    robust = {seed: tuple(col(f, "correct") for f in frames) for seed, (_, frames) in found.items()}
+    row.our_setting += f" ({', '.join(dict.fromkeys(t for t, _ in found.values()))}){seeds_note(list(found))}"
+    row.our_value = (f"{pct(means(pairs)[0])} → {pct(means(pairs)[1])}; robust {pct(means(robust)[0])} → "
+                     f"{pct(means(robust)[1])}")
     return [row]
 
 
@@ -136,19 +167,29 @@ def _rate_below(k: int, n: int, bound: float, confidence: float) -> Evidence:
 
 def standard_below_one_percent(ctx: Context) -> list[Row]:
     """Theorem 2.2: the standard linear model has < 1% adversarial accuracy at ε ≥ 2η."""
-    s = _exact(ctx, "tsipras-standard")
+    found = _exacts(ctx, "tsipras-standard")
     row = Row("tsipras-standard-adversarial-accuracy", PAPER,
               "The standardly trained classifier has below 1% adversarial accuracy at ε ≥ 2η", SETTING_22,
               "< 1% adversarial accuracy", THEOREM_22, "trained linear model tsipras-standard, exact worst case",
               kind="bound", unit="points")
-    if s is None:
+    if not found:
         row.note = "no exact record of tsipras-standard"
         return [row]
-    x = col(s[1], "correct")
-    row.evidence = _rate_below(int(x.sum()), len(x), 0.01, ctx.opts.confidence)
-    row.our_setting += f" at {s[0]}"
-    row.our_value = f"{pct(x.mean())} adversarial accuracy (n = {len(x)}); slack to 1%"
+    xs = [col(f, "correct") for _, f in found.values()]
+    if len(xs) == 1:  # one seed: the exact binomial test of the rate
+        row.evidence = _rate_below(int(xs[0].sum()), len(xs[0]), 0.01, ctx.opts.confidence)
+    else:
+        row.evidence = ctx.bootstrap([lambda idx, x=x: 0.01 - x[idx].mean(axis=1) for x in xs], min(map(len, xs)))
+    row.our_setting += f" at {', '.join(dict.fromkeys(t for t, _ in found.values()))}{seeds_note(list(found))}"
+    row.our_value = (f"{pct(float(np.mean([x.mean() for x in xs])))} adversarial accuracy (n = {len(xs[0])}); "
+                     "slack to 1%")
     return [row]
+
+
+def _slack_21(ratio: float, frame: pd.DataFrame) -> PointStatistic:
+    """Statistic: Theorem 2.1's slack p/(1−p) · (1 − standard accuracy) − robust accuracy of one exact record."""
+    c, r = col(frame, "clean_correct"), col(frame, "correct")
+    return lambda idx: ratio * (1 - c[idx].mean(1)) - r[idx].mean(1)
 
 
 def theorem_21(ctx: Context) -> list[Row]:
@@ -157,25 +198,27 @@ def theorem_21(ctx: Context) -> list[Row]:
               "at ε ≥ 2η", "their distribution, any classifier, ℓ∞ ε ≥ 2η",
               "p = 0.95 and 99% standard accuracy give ≤ 19% robust accuracy", "Tsipras et al. 2019, Theorem 2.1",
               "every linear model's exact record: p/(1−p)·(1 − clean) − robust on the same points", kind="bound")
-    ratio = _bound_ratio(ctx.summary)
-    if ratio is None:
+    ratios = _ratios(ctx)
+    if not ratios:
         row.note = "no theory rows (robust_bound) in the summary to read p from"
         return [row]
-    found = []
+    found, seeds = [], set()
     for name in ctx.recs.classifiers(r"tsipras-.+"):
-        rec = _exact(ctx, name)
-        if rec is None:
+        exact = {seed: f for seed, (_, f) in _exacts(ctx, name).items() if seed in ratios}
+        if not exact:
             continue
-        c, r = col(rec[1], "clean_correct"), col(rec[1], "correct")
-        ev = ctx.bootstrap([lambda idx, c=c, r=r: ratio * (1 - c[idx].mean(1)) - r[idx].mean(1)], len(c))
-        found.append((ev, name))
+        seeds |= set(exact)
+        stats = [_slack_21(ratios[seed], f) for seed, f in exact.items()]
+        found.append((ctx.bootstrap(stats, min(map(len, exact.values()))), name))
     if not found:
         row.note = "no exact records of tsipras-* models"
         return [row]
     ev, name = min(found, key=lambda x: x[0].estimate)
     row.evidence = Evidence(ev.estimate, ev.interval, min(1.0, ev.pvalue * len(found)), 0.0, ev.seeds,
                             f"bootstrap, smallest slack of {len(found)} models, Bonferroni")
-    row.our_value = f"smallest slack {100 * ev.estimate:+.1f} points ({name}, p/(1−p) = {ratio:.3g})"
+    row.our_setting += seeds_note(sorted(seeds))
+    ratio = ", ".join(dict.fromkeys(f"{k:.3g}" for k in ratios.values()))
+    row.our_value = f"smallest slack {100 * ev.estimate:+.1f} points ({name}, p/(1−p) = {ratio})"
     return [row]
 
 
@@ -188,27 +231,30 @@ def closed_forms(ctx: Context) -> list[Row]:
               "closed forms Φ(η√d), Φ((η − ε)√d), p, … derived from the model",
               "Tsipras et al. 2019, Sec. 2.1 (the distribution); the closed forms are ours",
               "every linear model's exact record vs its closed form in the summary", kind="equal", section=OWN)
-    checks = []
+    checks = []  # (classifier, which accuracy, seed, closed form, points right, points)
     for name in ctx.recs.classifiers(r"tsipras-.+"):
-        rec = _exact(ctx, name)
-        if rec is None:
-            continue
-        for column, eps in (("clean_correct", 0.0), ("correct", threat_eps(rec[0]))):
-            value = _theory(ctx.summary, name, eps)
-            if value is not None:
-                x = col(rec[1], column)
-                checks.append((name, "standard" if eps == 0 else f"robust at {rec[0]}", value, int(x.sum()), len(x)))
+        for seed, (t, frame) in _exacts(ctx, name).items():
+            for column, eps in (("clean_correct", 0.0), ("correct", threat_eps(t))):
+                value = _theory(ctx.summary, name, eps, seed)
+                if value is not None:
+                    x = col(frame, column)
+                    checks.append((name, "standard" if eps == 0 else f"robust at {t}", seed, value, int(x.sum()),
+                                   len(x)))
     if not checks:
         row.note = "no exact records of tsipras-* models with theory rows in the summary"
         return [row]
-    pvals = [float(stats.binomtest(k, n, min(max(v, 1e-12), 1 - 1e-12)).pvalue) for _, _, v, k, n in checks]
+    pvals = [float(stats.binomtest(k, n, min(max(v, 1e-12), 1 - 1e-12)).pvalue) for *_, v, k, n in checks]
     worst = int(np.argmin(pvals))
-    name, kind, value, k, n = checks[worst]
+    name, kind, seed, value, k, n = checks[worst]
+    seeds = list(dict.fromkeys(c[2] for c in checks))
+    gaps = tuple(kk / nn - v for c, ki, _, v, kk, nn in checks if (c, ki) == (name, kind))
     level = 1 - (1 - ctx.opts.confidence) / len(checks)
     lo, hi = proportion_interval(k, n, level)
     row.evidence = Evidence(k / n - value, (lo - value, hi - value), min(1.0, pvals[worst] * len(checks)), 0.0,
-                            (k / n - value,), f"exact binomial, Bonferroni over {len(checks)} closed forms")
-    row.our_value = (f"{len(checks)} closed forms; least fitting {name} {kind}: {pct(k / n)} vs {pct(value)} "
+                            gaps, f"exact binomial, Bonferroni over {len(checks)} closed forms")
+    row.our_setting += seeds_note(seeds)
+    which = f"{name} {kind}" + ("" if len(seeds) == 1 else f" (seed {seed})")
+    row.our_value = (f"{len(checks)} closed forms; least fitting {which}: {pct(k / n)} vs {pct(value)} "
                      f"(interval at {100 * level:.2f}%)")
     return [row]
 
