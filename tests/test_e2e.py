@@ -14,7 +14,7 @@ import pytest
 import yaml
 from workflow_helpers import copy_workflow, env, planned_outputs, snakemake
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # every test here reads a Snakemake run
 SMOKE = ["--configfile", "presets/smoke.yaml"]
 
 
