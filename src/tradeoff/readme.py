@@ -51,7 +51,7 @@ def job_kind(relative: Path) -> str:
     if "train" in parts:
         return "train"
     if "eval" in parts:
-        return stem
+        return "whole test set" if "all" in (stem, relative.parent.name) else stem
     if "certify" in parts:
         return "certify: " + stem.split("-", 1)[0]
     if "figures" in parts:
@@ -82,14 +82,14 @@ def job_table(results: Path, top: int = 12) -> str:
 
 
 def train_minutes(results: Path, dataset: str, threat: str) -> dict[str, float]:
-    """Wall minutes of each model's training job at ``threat`` (or shared across threats), from Snakemake's
-    benchmark records."""
+    """CPU minutes of each model's training job at ``threat`` (or shared across threats), from Snakemake's
+    benchmark records (their sampled ``cpu_time``: what the job used whatever else ran on the machine)."""
     minutes: dict[str, float] = {}
     for sub in (f"{dataset}/train", f"{dataset}/{threat}/train"):
         for tsv in sorted((results / "benchmarks" / sub).glob("*.tsv")):
             frame = pd.read_csv(tsv, sep="\t")
             if len(frame):
-                minutes[tsv.stem] = float(frame["s"].iloc[-1]) / 60
+                minutes[tsv.stem] = float(frame["cpu_time"].iloc[-1]) / 60
     return minutes
 
 
