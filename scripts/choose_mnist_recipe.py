@@ -175,6 +175,10 @@ def report(work: Path, out: Path) -> None:
             "--report` from the candidates' result files.\n\n" + "\n".join(lines) + "\n\nChosen, per objective, "
             "by the rule fixed before the runs (the cheapest candidate that clears the target, else the most "
             "robust):\n\n" + "\n".join(chosen) + "\n")
+    missing = sorted(set(CANDIDATES) - {r["name"] for r in results})
+    if missing:
+        text += ("\nCandidates defined in the script but not measured in this folder (the rule above saw only the "
+                 "rows of the table): " + ", ".join(missing) + ".\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     fig, ax = plt.subplots(figsize=(6, 4))
