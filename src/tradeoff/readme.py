@@ -10,6 +10,7 @@ command twice on the same run gives the same README.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +52,10 @@ def job_kind(relative: Path) -> str:
     if "train" in parts:
         return "train"
     if "eval" in parts:
-        return "whole test set" if "all" in (stem, relative.parent.name) else stem
+        if "all" in (stem, relative.parent.name):
+            return "whole test set"
+        stem = re.sub(r"-\d+-of-\d+$", " (shard)", stem)  # a shard job of a per-point stage
+        return "attacks" + stem[stem.index(" "):] if "+" in stem else stem
     if "certify" in parts:
         return "certify: " + stem.split("-", 1)[0]
     if "figures" in parts:
