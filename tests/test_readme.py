@@ -52,3 +52,23 @@ def test_a_page_in_docs_links_its_own_figure_folder_and_shows_the_published_tabl
     assert (tmp_path / copied[0]).read_bytes() == b"png-bytes"
     assert "### Next to the published mnist models at linf-0.3" in text
     assert "| ours: pgd_at | 99.00 [" in text and "above PGD-AT's 88.50" in text
+
+
+def test_the_command_touches_only_the_figures_of_the_pages_repository(tmp_path, monkeypatch):
+    from tradeoff.cli import main
+
+    results = tmp_path / "results"
+    _fake_run(results)
+    here = tmp_path / "checkout"  # the working directory: another checkout with figures of its own
+    (here / "docs" / "figures").mkdir(parents=True)
+    (here / "docs" / "figures" / "kept.png").write_bytes(b"mine")
+    repo = tmp_path / "repo"  # the page's repository
+    (repo / "docs" / "figures").mkdir(parents=True)
+    (repo / "Snakefile").write_text("")
+    (repo / "docs" / "figures" / "stale.png").write_bytes(b"old")
+    (repo / "README.md").write_text(f"# t\n\n{BEGIN}\n{END}\n")
+    monkeypatch.chdir(here)
+    assert main(["readme", "--results", str(results), "--readme", str(repo / "README.md")]) in (0, None)
+    assert (here / "docs" / "figures" / "kept.png").read_bytes() == b"mine"
+    assert (repo / "docs" / "figures" / "linf-0.3-unified_tradeoff.png").is_file()
+    assert not (repo / "docs" / "figures" / "stale.png").exists()

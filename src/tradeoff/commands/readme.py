@@ -14,16 +14,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default="results", help="the run's results folder")
     p.add_argument("--readme", default="README.md", help="the page to rewrite (another page: docs/results-mnist.md)")
     p.add_argument("--figures", default="docs/figures",
-                   help="where the figure copies go, relative to the repository root (one folder per page)")
+                   help="where the figure copies go, relative to the page's repository (the folder above "
+                        "it holding the Snakefile): one folder per page")
     p.set_defaults(func=cmd_readme)
 
 
 def cmd_readme(args: argparse.Namespace) -> None:
     from ..readme import stale_figures, write_readme
 
-    readme = Path(args.readme)
-    copied = write_readme(Path(args.results), readme, Path("."), args.figures)
-    for path in stale_figures(Path(args.figures), copied):
+    readme = Path(args.readme).resolve()
+    # --figures is relative to the page's repository: the nearest folder above it holding a Snakefile (else the
+    # page's own folder), never the working directory, so that no other checkout's figures are touched
+    root = next((p for p in readme.parents if (p / "Snakefile").is_file()), readme.parent)
+    copied = write_readme(Path(args.results), readme, root, args.figures)
+    for path in stale_figures(root / args.figures, copied):
         path.unlink()
         log.info("removed %s (no longer shown)", path)
     log.info("%s: results section rewritten, %d figures copied", readme, len(copied))
