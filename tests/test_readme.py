@@ -72,3 +72,30 @@ def test_the_command_touches_only_the_figures_of_the_pages_repository(tmp_path, 
     assert (here / "docs" / "figures" / "kept.png").read_bytes() == b"mine"
     assert (repo / "docs" / "figures" / "linf-0.3-unified_tradeoff.png").is_file()
     assert not (repo / "docs" / "figures" / "stale.png").exists()
+
+
+def test_the_seeds_section_marks_every_verdict_that_differs_from_the_one_seed_run(tmp_path):
+    from tradeoff.readme import SEEDS_BEGIN, SEEDS_END, update_readme
+    from tradeoff.readme import seeds_section as section
+
+    def claims(folder, verdicts, seeds):
+        folder.mkdir()
+        pd.DataFrame({"id": ["a", "b", "c"][:len(verdicts)], "claim": ["A", "B | b", "C"][:len(verdicts)],
+                      "our_effect": "+1.0", "interval": "[0.2, 1.8]", "seeds": "5 seeds: +0.5 to +1.5 (sd 0.4)",
+                      "verdict": verdicts}).to_csv(folder / "claims.csv", index=False)
+        pd.DataFrame({"seed": seeds}).to_csv(folder / "summary.csv", index=False)
+
+    claims(tmp_path / "five", ["reproduced", "inconclusive", "not testable"], [0, 1, 2, 3, 4, 4])
+    claims(tmp_path / "one", ["reproduced", "reproduced"], [0])
+    text = section(tmp_path / "five", tmp_path / "one", "docs/claims.md")
+    assert text.startswith(SEEDS_BEGIN) and text.rstrip().endswith(SEEDS_END)
+    assert "3 claims pooled over 5 training seeds (0, 1, 2, 3, 4)" in text
+    assert "[docs/claims.md](docs/claims.md)" in text
+    assert "| A | reproduced | +1.0 [0.2, 1.8] | 5 seeds: +0.5 to +1.5 (sd 0.4) | reproduced |" in text
+    assert "| B \\| b | **inconclusive** |" in text and "| **reproduced** |" in text
+    assert "| C | not testable | +1.0 [0.2, 1.8] | 5 seeds: +0.5 to +1.5 (sd 0.4) | – |" in text
+    assert "1 verdict differs from the one-seed run's" in text
+    page = tmp_path / "README.md"
+    page.write_text(f"# t\n\n{SEEDS_BEGIN}\nold\n{SEEDS_END}\n\nkept\n")
+    page.write_text(update_readme(page, text, (SEEDS_BEGIN, SEEDS_END)))
+    assert "\nold\n" not in page.read_text() and page.read_text().endswith("\n\nkept\n")

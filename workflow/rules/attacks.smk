@@ -35,6 +35,7 @@ rule attacks_shard:
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,
+        classifier=NOT_A_MIXTURE,
         group=alternatives(["+".join(SUITE), SWEEP]),
         shard=r"\d+",
         shards=str(ATTACK_SHARDS),
@@ -58,6 +59,52 @@ rule attacks_shard:
             "--name {wildcards.classifier} --out-dir {params.out_dir} --attacks {params.attacks} "
             "--threat {params.threat:q} --params {params.evaluations:q} --batch-size {params.batch_size} "
             "--split {params.split} --shard {wildcards.shard} --shards {wildcards.shards} 2> {log}",
+        )
+
+
+# The fixed-α mixtures of one mixing mode are attacked by one job, each into its own folder, in the order of
+# `mixing.alphas`: one process start-up for all of them. The records are those of one job per mixture, since
+# every attack is seeded by (seed, evaluation, first index of the batch) only.
+rule attacks_mixtures_shard:
+    """One shard of the evaluations of every fixed-α mixture of one mode at one threat."""
+    input:
+        data=lambda w: data_path(w.dataset),
+        classifiers=lambda w: mixture_inputs(w.dataset, w.seed, w.threat, w.mode),
+    output:
+        records=mixture_shard_outputs("csv"),
+        meta=mixture_shard_outputs("json"),
+    log:
+        "logs/{dataset}{seed}/{threat}/eval/mix-{mode}/{group}-{shard}-of-{shards}.log",
+    benchmark:
+        "results/benchmarks/{dataset}{seed}/{threat}/eval/mix-{mode}/{group}-{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+        mode=alternatives(config["mixing"]["modes"]),
+        group=re.escape("+".join(SUITE)),
+        shard=r"\d+",
+        shards=str(ATTACK_SHARDS),
+    conda:
+        "../../envs/torch.yaml"
+    threads: THREADS
+    resources:
+        **HEAVY,
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=lambda w: w.group.replace("+", " "),
+        evaluations=lambda w: evaluation_params(w.group.split("+")),
+        batch_size=ATTACK_BATCH,
+        seed=seed_param,
+        specs=lambda w: " ".join(model_json(w.dataset, w.seed, w.threat, c) for c in mix_ids(w.mode)),
+        names=lambda w: " ".join(mix_ids(w.mode)),
+        out_dirs=lambda w: " ".join(f"results/{w.dataset}{w.seed}/{w.threat}/eval/{c}" for c in mix_ids(w.mode)),
+    shell:
+        tradeoff_shell(
+            "attacks",
+            "--seed {params.seed} --data {input.data} --classifier {params.specs} --name {params.names} "
+            "--out-dir {params.out_dirs} --attacks {params.attacks} --threat {params.threat:q} "
+            "--params {params.evaluations:q} --batch-size {params.batch_size} --split test "
+            "--shard {wildcards.shard} --shards {wildcards.shards} 2> {log}",
         )
 
 

@@ -37,6 +37,27 @@ def evaluation_shards(attacks):
     return shards
 
 
+# The fixed-α mixtures are attacked by one job per mixing mode (rule attacks_mixtures_shard), every other
+# classifier by its own (rule attacks_shard).
+NOT_A_MIXTURE = r"(?!mix-(?:prob|logit)-)[^/]+"
+
+
+def mixture_inputs(dataset, seed, threat, mode):
+    """The classifier files of every fixed-α mixture of `mode` (the two base models once)."""
+    files = [f for c in mix_ids(mode) for f in classifier_inputs(dataset, seed, threat, c)]
+    return list(dict.fromkeys(files))
+
+
+def mixture_shard_outputs(ext):
+    """The shard records (`ext`: csv or its json sidecar) of every fixed-α mixture of {mode}, as one job writes
+    them ({dataset}, {seed}, {threat}, {group}, {shard}, {shards} open; the ids as `mix_ids` of the mixing
+    stage, whose helpers are read after this file)."""
+    return [
+        f"results/{{dataset}}{{seed}}/{{threat}}/eval/mix-{{mode}}-{fmt(a)}/shards/{{group}}-{{shard}}-of-{{shards}}.{ext}"
+        for a in config["mixing"]["alphas"]
+    ]
+
+
 # The whole-test-set evaluations of a base model (attacks.whole_test): folder eval/<classifier>/all/.
 whole_test_outputs = [
     f"results/{{dataset}}{{seed}}/{{threat}}/eval/{{classifier}}/all/{a}.{ext}"
