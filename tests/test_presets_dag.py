@@ -92,6 +92,8 @@ def test_preset_plans_every_stage(root, dry_runs, name):
     evaluated = _paths(plan, "attacks_merge")
     assert {f"results/{ds}/{t}/eval/{m}/autoattack.csv" for m in base for t in model_threats[m]} <= evaluated
     assert {f"results/{ds}/{t}/eval/{z}/autoattack.csv" for z in zoo for t in every} <= evaluated
+    # a base model's worst case is written by the merge of its suite (no adaptive attack of its own)
+    assert {f"results/{ds}/{t}/eval/{m}/worst.csv" for m in base for t in model_threats[m]} <= evaluated
     # every classifier's evaluation at each budget is attacks.shards separate jobs (one when it is 1)
     n_shards = cfg["attacks"]["shards"]
     group = "+".join(a for a in cfg["attacks"]["run"] if a != "eps-sweep")
@@ -114,6 +116,11 @@ def test_preset_plans_every_stage(root, dry_runs, name):
         assert {f"results/{ds}/{t}/models/mix-{m}-{a:g}.json" for m in mix["modes"] for a in mix["alphas"]} \
             <= _paths(plan, "mixing_spec")
         assert {f"results/{ds}/{t}/eval/mix-prob-{a:g}/autoattack.csv" for a in mix["alphas"]} <= evaluated
+        # one shard job per mixing mode attacks all its fixed-α mixtures; the mixing network's worst case waits
+        # for its adaptive attack
+        assert {f"results/{ds}/{t}/eval/mix-{m}-{a:g}/shards/{group}-{k}-of-{n_shards}.csv" for m in mix["modes"]
+                for a in mix["alphas"] for k in range(n_shards)} <= _paths(plan, "attacks_mixtures_shard")
+        assert f"results/{ds}/{t}/eval/mixnet/worst.csv" in _paths(plan, "attacks_worst")
         assert f"results/{ds}/{t}/models/mixnet.pt" in _paths(plan, "mixing_fit")
         assert f"results/{ds}/{t}/eval/mixnet/adaptive.csv" in _point_paths(plan, "mixing_adaptive", n_shards)
         assert f"results/{ds}/{t}/eval/{mix['robust']}/confidence.csv" in _paths(plan, "mixing_margins")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .download import DatasetUnavailable
+from .data_download import DatasetUnavailable
 from .io import ArtifactError, load_torch, read_json, save_torch, sidecar, write_json
 
 SPLITS = ("train", "calib", "test")

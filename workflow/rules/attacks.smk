@@ -134,12 +134,17 @@ use rule attacks_shard as attacks_whole_shard with:
         split="all",
 
 
+# The merge of a classifier's suite also writes its per-point worst case (its robust accuracy) when the suite is
+# every attack run on it; the mixing network's and the ERA composites' worst cases add their adaptive attacks
+# (rule attacks_worst).
 rule attacks_merge:
-    """Merge a classifier's evaluation shards at one threat into per-evaluation records."""
+    """Merge a classifier's evaluation shards at one threat into per-evaluation records and their worst case."""
     input:
         evaluation_shards(SUITE),
     output:
         evaluation_outputs(SUITE),
+        worst="results/{dataset}{seed}/{threat}/eval/{classifier}/worst.csv",
+        worst_meta="results/{dataset}{seed}/{threat}/eval/{classifier}/worst.json",
     log:
         "logs/{dataset}{seed}/{threat}/eval/{classifier}/attacks-merge.log",
     benchmark:
@@ -147,6 +152,7 @@ rule attacks_merge:
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,
+        classifier=SUITE_ONLY,
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -157,10 +163,28 @@ rule attacks_merge:
         attacks=" ".join(SUITE),
         evaluations=evaluation_params(SUITE),
         out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
+        worst=lambda w, output: f"--worst {output.worst}",
     shell:
         "tradeoff merge attacks --name {wildcards.classifier} --attacks {params.attacks} "
-        "--threat {params.threat:q} --params {params.evaluations:q} --out-dir {params.out_dir} "
+        "--threat {params.threat:q} --params {params.evaluations:q} --out-dir {params.out_dir} {params.worst} "
         "{input} 2> {log}"
+
+
+use rule attacks_merge as attacks_adaptive_merge with:
+    """Merge the evaluation shards of a classifier with adaptive attacks of its own (its worst case waits
+    for them)."""
+    output:
+        evaluation_outputs(SUITE),
+    wildcard_constraints:
+        dataset=re.escape(DATASET),
+        threat=THREAT_RE,
+        classifier=WITH_ADAPTIVE,
+    params:
+        threat=lambda w: threat_json(w.threat),
+        attacks=" ".join(SUITE),
+        evaluations=evaluation_params(SUITE),
+        out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
+        worst="",
 
 
 use rule attacks_merge as attacks_sweep_merge with:
@@ -178,6 +202,7 @@ use rule attacks_merge as attacks_sweep_merge with:
         attacks=SWEEP,
         evaluations=evaluation_params([SWEEP]),
         out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}",
+        worst="",
 
 
 use rule attacks_merge as attacks_whole_merge with:
@@ -195,10 +220,12 @@ use rule attacks_merge as attacks_whole_merge with:
         attacks=" ".join(WHOLE_TEST),
         evaluations=evaluation_params(WHOLE_TEST),
         out_dir=lambda w: f"results/{w.dataset}{w.seed}/{w.threat}/eval/{w.classifier}/all",
+        worst="",
 
 
 rule attacks_worst:
-    """Per point, the worst case over every attack run on a classifier at one threat (its robust accuracy)."""
+    """Per point, the worst case over every attack run on a classifier with adaptive attacks of its own at one
+    threat (its robust accuracy)."""
     input:
         worst_inputs,
     output:
@@ -211,6 +238,7 @@ rule attacks_worst:
     wildcard_constraints:
         dataset=re.escape(DATASET),
         threat=THREAT_RE,
+        classifier=WITH_ADAPTIVE,
     conda:
         "../../envs/torch.yaml"
     threads: 1

@@ -9,9 +9,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import data as data_mod
-from ..classifiers import load_classifier, load_spec
-from ..era import composite_evaluation, robustness_records, write_grid
 from ..errors import TradeoffError
 from ..io import provenance, read_json, sidecar, write_json
 from .common import add_runtime_args, add_shard_args, check_shard_args, json_arg, runtime, threat_from
@@ -78,6 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..era import robustness_records, write_grid
+
     check_shard_args(args)
     if args.grid_out and args.shards is not None:
         raise TradeoffError("era-robustness: --grid-out needs the whole job (no --shards)")
@@ -99,8 +100,9 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 
 
 def cmd_composite_spec(args: argparse.Namespace) -> None:
+    # a light job: the descriptions are JSON, read without torch (classifiers.load_spec is read_json)
     splits_meta = read_json(sidecar(args.data))
-    robust, standard = load_spec(args.robust), load_spec(args.standard)
+    robust, standard = read_json(args.robust), read_json(args.standard)
     if robust["num_classes"] != standard["num_classes"]:
         raise TradeoffError("the robust and the standard model predict different numbers of classes")
     write_json(args.out, {
@@ -113,6 +115,10 @@ def cmd_composite_spec(args: argparse.Namespace) -> None:
 
 
 def cmd_composite(args: argparse.Namespace) -> None:
+    from .. import data as data_mod
+    from ..classifiers import load_classifier, load_spec
+    from ..era import composite_evaluation
+
     check_shard_args(args)
     device = runtime(args)
     splits = data_mod.load(args.data)

