@@ -46,4 +46,4 @@ class ClaimOptions:
     rs_alpha: float = 0.001
     """The certification's n and α: they cap the radius a noise level σ can certify, σ·Φ⁻¹(α^(1/n))."""
     mixed_radius: float = 0.25
-    """ℓ2 radius at which the mixed classifier's certified accuracy is compared with the robust model's alone."""
+    """ℓ2 radius of the mixed classifier's certified accuracy, compared with the chord between its base models."""
