@@ -15,6 +15,8 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
+
 from tradeoff.readme import job_table
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
@@ -23,6 +25,7 @@ STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default=".", help="the run's folder (holds results/)")
+    parser.add_argument("--cores", type=int, default=2, help="the cores the run had (`snakemake --cores`)")
     parser.add_argument("--log", required=True, help="Snakemake's stderr (optionally under /usr/bin/time -v)")
     args = parser.parse_args()
     text = Path(args.log).read_text(encoding="utf-8", errors="replace")
@@ -38,7 +41,15 @@ def main() -> None:
         if m:
             lines.append(f"{label} CPU {float(m.group(1)) / 60:.1f} min")
     print("; ".join(lines) + ".\n")
-    print(job_table(Path(args.workdir) / "results", top=20))
+    results = Path(args.workdir) / "results"
+    print(job_table(results, top=20))
+    seconds = [float(pd.read_csv(t, sep="\t")["s"].iloc[-1]) for t in (results / "benchmarks").rglob("*.tsv")]
+    if stamps and done and seconds:
+        print(f"\nThe jobs' own wall times add up to {sum(seconds):.0f} s: {sum(seconds) / args.cores:.0f} s on "
+              f"{args.cores} cores, against {wall:.0f} s of wall ({sum(seconds) / args.cores / wall:.0%} of it).")
+    samples = sum(2 * min(s, 15) + max(0.0, s - 15) / 30 for s in seconds)
+    print(f"Snakemake's `benchmark:` sampled the jobs' process trees about {samples:,.0f} times (every 0.5 s during "
+          "a job's first 15 s, then every 30 s).")
 
 
 if __name__ == "__main__":

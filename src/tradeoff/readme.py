@@ -66,8 +66,9 @@ def job_kind(relative: Path) -> str:
 
 
 def job_table(results: Path, top: int = 12) -> str:
-    """Per kind of job: how many, the sum of their own wall time and CPU time, and the longest, from
-    Snakemake's benchmark files (the jobs ran two at a time, so the sums exceed the DAG's wall time)."""
+    """Per kind of job: how many, the sum of their own wall time (and its share of all jobs') and CPU time, and
+    the longest, from Snakemake's benchmark files (the jobs ran two at a time, so the sums exceed the DAG's wall
+    time)."""
     rows = []
     root = results / "benchmarks"
     for tsv in sorted(root.rglob("*.tsv")):
@@ -79,11 +80,11 @@ def job_table(results: Path, top: int = 12) -> str:
         return ""
     grouped = pd.DataFrame(rows).groupby("kind")
     table = grouped["s"].agg(["count", "sum", "max"]).join(grouped["cpu"].sum()).sort_values("sum", ascending=False)
-    lines = ["| job kind | jobs | sum of wall s | sum of CPU s | longest s |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {k} | {int(r['count'])} | {r['sum']:.1f} | {r['cpu']:.1f} | {r['max']:.1f} |"
+    total = sum(r["s"] for r in rows)
+    lines = ["| job kind | jobs | sum of wall s | share | sum of CPU s | longest s |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {k} | {int(r['count'])} | {r['sum']:.1f} | {r['sum'] / total:.0%} | {r['cpu']:.1f} | {r['max']:.1f} |"
               for k, r in table.head(top).iterrows()]
-    lines.append(f"| **all** | {len(rows)} | {sum(r['s'] for r in rows):.1f} | "
-                 f"{sum(r['cpu'] for r in rows):.1f} | |")
+    lines.append(f"| **all** | {len(rows)} | {total:.1f} | 100% | {sum(r['cpu'] for r in rows):.1f} | |")
     return "\n".join(lines)
 
 
