@@ -91,9 +91,9 @@ def test_the_seeds_section_marks_every_verdict_that_differs_from_the_one_seed_ru
     assert text.startswith(SEEDS_BEGIN) and text.rstrip().endswith(SEEDS_END)
     assert "3 claims pooled over 5 training seeds (0, 1, 2, 3, 4)" in text
     assert "[docs/claims.md](docs/claims.md)" in text
-    assert "| A | reproduced | +1.0 [0.2, 1.8] | 5 seeds: +0.5 to +1.5 (sd 0.4) | reproduced |" in text
-    assert "| B \\| b | **inconclusive** |" in text and "| **reproduced** |" in text
-    assert "| C | not testable | +1.0 [0.2, 1.8] | 5 seeds: +0.5 to +1.5 (sd 0.4) | – |" in text
+    assert "| A | `a` | reproduced | +1.0 [0.2, 1.8] | 5 seeds: +0.5 to +1.5 (sd 0.4) | reproduced |" in text
+    assert "| B \\| b | `b` | **inconclusive** |" in text and "| **reproduced** |" in text
+    assert "| C | `c` | not testable | +1.0 [0.2, 1.8] | 5 seeds: +0.5 to +1.5 (sd 0.4) | – |" in text
     assert "1 verdict differs from the one-seed run's" in text
     page = tmp_path / "README.md"
     page.write_text(f"# t\n\n{SEEDS_BEGIN}\nold\n{SEEDS_END}\n\nkept\n")

@@ -207,19 +207,19 @@ def seeds_section(results: Path, baseline: Path | None = None, page: str = "") -
     head = [SEEDS_BEGIN, "", f"{len(claims)} claims pooled over {n} training seeds ({', '.join(map(str, seeds))}): "
             f"{_verdict_counts(claims)}." + (f" The whole table, with the papers' numbers and each verdict's reason: "
                                              f"[{page}]({page})." if page else ""), ""]
-    cols = ["claim", f"{n} seeds: verdict", "our effect [95% interval]", "seed to seed"]
+    cols = ["claim", "row (claims.csv id)", f"{n} seeds: verdict", "our effect [95% interval]", "seed to seed"]
     if base is not None:
         cols.append("one seed: verdict")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     changed = 0
     for _, r in claims.iterrows():
         effect, spread = _claim_cells(r)
-        cells = [str(r["claim"]), str(r["verdict"]), effect, spread]
+        cells = [str(r["claim"]), f"`{r['id']}`", str(r["verdict"]), effect, spread]
         if base is not None:
             one = str(base["verdict"].get(r["id"], "–"))
             if one not in ("–", r["verdict"]):
                 changed += 1
-                cells[1], one = f"**{cells[1]}**", f"**{one}**"
+                cells[2], one = f"**{cells[2]}**", f"**{one}**"
             cells.append(one)
         lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     tail = ([f"{changed} verdict{' differs' if changed == 1 else 's differ'} from the one-seed run's (in bold); "
