@@ -15,9 +15,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
-
-from tradeoff.readme import job_table
+from tradeoff.readme import job_records, job_table
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
 
@@ -42,8 +40,9 @@ def main() -> None:
             lines.append(f"{label} CPU {float(m.group(1)) / 60:.1f} min")
     print("; ".join(lines) + ".\n")
     results = Path(args.workdir) / "results"
-    print(job_table(results, top=20))
-    seconds = [float(pd.read_csv(t, sep="\t")["s"].iloc[-1]) for t in (results / "benchmarks").rglob("*.tsv")]
+    jobs = job_records(results)
+    print(job_table(results, top=20, records=jobs))
+    seconds = jobs["s"].tolist()
     if stamps and done and seconds:
         print(f"\nThe jobs' own wall times add up to {sum(seconds):.0f} s: {sum(seconds) / args.cores:.0f} s on "
               f"{args.cores} cores, against {wall:.0f} s of wall ({sum(seconds) / args.cores / wall:.0%} of it).")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tradeoff.readme import job_kind
+from tradeoff.readme import job_records
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
 ONCE_STEMS = ("data", "prepare_data", "check_env")
@@ -34,15 +34,8 @@ def runs_once(relative: Path) -> bool:
 
 def job_rows(results: Path) -> pd.DataFrame:
     """One row per benchmark file: kind, once, wall s, CPU s."""
-    root = results / "benchmarks"
-    rows = []
-    for tsv in sorted(root.rglob("*.tsv")):
-        frame = pd.read_csv(tsv, sep="\t")
-        if len(frame):
-            rel = tsv.relative_to(root)
-            rows.append({"kind": job_kind(rel), "once": runs_once(rel), "s": float(frame["s"].iloc[-1]),
-                         "cpu": float(frame["cpu_time"].iloc[-1])})
-    return pd.DataFrame(rows, columns=["kind", "once", "s", "cpu"])
+    jobs = job_records(results)
+    return jobs.assign(once=[runs_once(p) for p in jobs["path"]])[["kind", "once", "s", "cpu"]]
 
 
 def dag_wall(log: Path) -> float | None:

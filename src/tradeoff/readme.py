@@ -65,26 +65,35 @@ def job_kind(relative: Path) -> str:
     return stem.split("-", 1)[0] if stem.startswith(("era-composite", "mix-")) else stem
 
 
-def job_table(results: Path, top: int = 12) -> str:
-    """Per kind of job: how many, the sum of their own wall time (and its share of all jobs') and CPU time, and
-    the longest, from Snakemake's benchmark files (the jobs ran two at a time, so the sums exceed the DAG's wall
-    time)."""
+def job_records(results: Path) -> pd.DataFrame:
+    """One row per Snakemake benchmark file under ``results/benchmarks/`` (a finished job): its path relative to
+    that folder, its kind (:func:`job_kind`), its own wall time ``s`` and its sampled CPU time ``cpu`` (NaN when
+    the file has none)."""
     rows = []
     root = results / "benchmarks"
     for tsv in sorted(root.rglob("*.tsv")):
         frame = pd.read_csv(tsv, sep="\t")
         if len(frame):
-            rows.append({"kind": job_kind(tsv.relative_to(root)), "s": float(frame["s"].iloc[-1]),
+            rel = tsv.relative_to(root)
+            rows.append({"path": rel, "kind": job_kind(rel), "s": float(frame["s"].iloc[-1]),
                          "cpu": float(frame["cpu_time"].iloc[-1]) if "cpu_time" in frame else float("nan")})
-    if not rows:
+    return pd.DataFrame(rows, columns=["path", "kind", "s", "cpu"])
+
+
+def job_table(results: Path, top: int = 12, records: pd.DataFrame | None = None) -> str:
+    """Per kind of job: how many, the sum of their own wall time (and its share of all jobs') and CPU time, and
+    the longest, from Snakemake's benchmark files (the jobs ran two at a time, so the sums exceed the DAG's wall
+    time). ``records``: :func:`job_records` of ``results`` when the caller has read them already."""
+    jobs = job_records(results) if records is None else records
+    if jobs.empty:
         return ""
-    grouped = pd.DataFrame(rows).groupby("kind")
+    grouped = jobs.groupby("kind")
     table = grouped["s"].agg(["count", "sum", "max"]).join(grouped["cpu"].sum()).sort_values("sum", ascending=False)
-    total = sum(r["s"] for r in rows)
+    total = sum(jobs["s"].tolist())
     lines = ["| job kind | jobs | sum of wall s | share | sum of CPU s | longest s |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {k} | {int(r['count'])} | {r['sum']:.1f} | {r['sum'] / total:.0%} | {r['cpu']:.1f} | {r['max']:.1f} |"
               for k, r in table.head(top).iterrows()]
-    lines.append(f"| **all** | {len(rows)} | {total:.1f} | 100% | {sum(r['cpu'] for r in rows):.1f} | |")
+    lines.append(f"| **all** | {len(jobs)} | {total:.1f} | 100% | {sum(jobs['cpu'].tolist()):.1f} | |")
     return "\n".join(lines)
 
 
